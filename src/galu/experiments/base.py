@@ -1,0 +1,84 @@
+"""The experiment interface and the registry of experiments by name."""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from galu.experiments.config import BaseConfig, ConfigError, resolve
+
+Row = dict[str, Any]
+
+
+class Experiment(ABC):
+    """One reproduced result.
+
+    A subclass sets ``name``, ``summary``, ``Config`` (a frozen dataclass deriving from
+    :class:`BaseConfig`) and ``presets``, and implements :meth:`points`, :meth:`run_point` and
+    :meth:`plot`. Rows are tidy: one per point × seed × metric, with the point's parameters as
+    columns plus ``seed``, ``metric`` and ``value``.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    Config: ClassVar[type[BaseConfig]]
+    presets: ClassVar[dict[str, dict[str, Any]]]
+
+    def __init__(self, config: BaseConfig) -> None:
+        if not isinstance(config, self.Config):
+            raise TypeError(f"{self.name} needs a {self.Config.__name__}; got {type(config).__name__}.")
+        self.config = config
+
+    @classmethod
+    def from_preset(cls, preset: str, overrides: dict[str, Any] | None = None) -> Experiment:
+        return cls(resolve(cls.Config, cls.presets, preset, overrides))
+
+    @abstractmethod
+    def points(self) -> list[dict[str, Any]]:
+        """The grid: one dict of JSON-serialisable parameters per point (seeds excluded)."""
+
+    @abstractmethod
+    def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
+        """Rows for one point and one seed; every random choice flows from ``seed``."""
+
+    def run_seeds(self, params: dict[str, Any], seeds: list[int]) -> dict[int, list[Row]]:
+        """Rows for several seeds of one point. Override to vectorise across seeds; the result
+        for each seed must equal :meth:`run_point`'s."""
+        return {s: self.run_point(params, s) for s in seeds}
+
+    @abstractmethod
+    def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
+        """Draw figures from the results table into ``fig_dir``; return their paths."""
+
+    def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
+        """A small table for the terminal (default: mean of each metric per point)."""
+        keys = [c for c in table.columns if c not in ("seed", "value")]
+        return table.groupby(keys, as_index=False)["value"].mean()
+
+
+_REGISTRY: dict[str, type[Experiment]] = {}
+
+
+def register(cls: type[Experiment]) -> type[Experiment]:
+    """Class decorator adding an experiment to the registry under ``cls.name``."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"experiment name {cls.name!r} is registered twice.")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def experiments() -> dict[str, type[Experiment]]:
+    """All registered experiments by name."""
+    importlib.import_module("galu.experiments.registered")
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_experiment(name: str) -> type[Experiment]:
+    known = experiments()
+    if name not in known:
+        raise ConfigError(f"unknown experiment {name!r}; valid experiments: {', '.join(known)}.")
+    return known[name]

@@ -1,0 +1,150 @@
+"""Typed experiment configs: presets, ``key=value`` overrides, and clear errors for bad keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseConfig:
+    """Fields every experiment config has.
+
+    Attributes:
+        seed: base seed; repeat ``r`` runs with seed ``seed + r``.
+        repeats: independent repeats (seeds) per grid point.
+    """
+
+    seed: int = 0
+    repeats: int = 1
+
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ValueError(f"`seed` (={self.seed!r}) must be >= 0.")
+        if self.repeats < 1:
+            raise ValueError(f"`repeats` (={self.repeats!r}) must be >= 1.")
+
+    def seeds(self) -> list[int]:
+        return [self.seed + r for r in range(self.repeats)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class ConfigError(ValueError):
+    """A config key or value a user gave is not valid."""
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _coerce_scalar(key: str, tp: type, value: Any) -> Any:
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"`{key}` expects true/false; got {value!r}.")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"`{key}` expects an integer; got {value!r}.")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"`{key}` expects a number; got {value!r}.")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"`{key}` expects a string; got {value!r}.")
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is typing.Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"`{key}` must be one of {args}; got {value!r}.")
+    raise TypeError(f"config field `{key}` has unsupported type {tp!r}")  # programming error
+
+
+def coerce(key: str, tp: Any, value: Any) -> Any:
+    """Convert ``value`` (possibly a CLI string) to the field type ``tp`` or raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list):
+        (item_tp, *_rest) = typing.get_args(tp)
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"`{key}`: cannot parse {value!r} as a list.") from exc
+            else:
+                value = [v.strip() for v in text.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            value = [value]
+        return tuple(coerce(f"{key}[{i}]", item_tp, v) for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return coerce(key, args[0], value)
+    return _coerce_scalar(key, tp, value)
+
+
+def resolve(
+    config_cls: type,
+    presets: Mapping[str, Mapping[str, Any]],
+    preset: str,
+    overrides: Mapping[str, Any] | None = None,
+) -> Any:
+    """Config from the class defaults, then ``presets[preset]``, then ``overrides``.
+
+    Unknown keys and unknown presets raise :class:`ConfigError` naming the valid choices.
+    """
+    if preset not in presets:
+        raise ConfigError(
+            f"unknown preset {preset!r}; valid presets: {', '.join(presets)}."
+        )
+    types_ = _field_types(config_cls)
+    values: dict[str, Any] = {}
+    for source, mapping in (("preset " + repr(preset), presets[preset]), ("--set", overrides or {})):
+        for key, value in mapping.items():
+            if key not in types_:
+                close = difflib.get_close_matches(key, types_, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(
+                    f"unknown config key {key!r} (from {source}).{hint} "
+                    f"Valid keys: {', '.join(types_)}."
+                )
+            values[key] = coerce(key, types_[key], value)
+    try:
+        return config_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, str]:
+    """``["k=v", ...]`` → ``{"k": "v"}``; each item must contain ``=``."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value; got {item!r}.")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out

@@ -1,0 +1,6 @@
+"""Gated linear networks as ``torch.nn`` modules."""
+
+from galu.nn._layer import GaLULayer
+from galu.nn._networks import DeepGaLU, GaLU0, ReLUNet, ShallowGaLU
+
+__all__ = ["DeepGaLU", "GaLU0", "GaLULayer", "ReLUNet", "ShallowGaLU"]

@@ -1,0 +1,45 @@
+"""Explicit, seeded parameter initialisation (no hidden global RNG)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def sample_uniform(
+    shape: tuple[int, ...],
+    bound: float,
+    *,
+    generator: torch.Generator | None,
+    dtype: torch.dtype | None,
+    device: torch.device | str | None,
+) -> torch.Tensor:
+    """``U(-bound, bound)`` drawn on the generator's device, then moved to ``device``."""
+    gen_device = generator.device if generator is not None else "cpu"
+    t = torch.rand(shape, generator=generator, dtype=dtype, device=gen_device)
+    return (t * (2 * bound) - bound).to(device)
+
+
+def sample_normal(
+    shape: tuple[int, ...],
+    std: float,
+    *,
+    generator: torch.Generator | None,
+    dtype: torch.dtype | None,
+    device: torch.device | str | None,
+) -> torch.Tensor:
+    """``N(0, std²)`` drawn on the generator's device, then moved to ``device``."""
+    gen_device = generator.device if generator is not None else "cpu"
+    return (torch.randn(shape, generator=generator, dtype=dtype, device=gen_device) * std).to(device)
+
+
+def fan_in_bound(fan_in: int) -> float:
+    """PyTorch's ``nn.Linear`` default bound ``1/√fan_in``."""
+    return 1.0 / math.sqrt(fan_in)
+
+
+def check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` (={value!r}) must be a positive integer.")
+    return value

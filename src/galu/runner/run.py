@@ -1,0 +1,150 @@
+"""Execute an experiment's grid into a run directory, with progress and resumption."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from galu.experiments.config import parse_overrides, resolve
+from galu.experiments.base import Experiment, get_experiment
+from galu.runner.rundir import RunDir, point_id
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished (or interrupted) run produced."""
+
+    path: Path
+    table: pd.DataFrame
+    figures: list[Path]
+    done: int
+    total: int
+    resumed: bool
+    interrupted: bool
+    summary: pd.DataFrame | None = None
+
+
+def default_out(name: str) -> Path:
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_experiment(
+    name: str,
+    *,
+    preset: str = "quick",
+    out: Path | str | None = None,
+    seed: int | None = None,
+    overrides: dict[str, Any] | list[str] | None = None,
+    progress: bool = True,
+    on_point: Callable[[dict[str, Any], int], None] | None = None,
+) -> RunResult:
+    """Run (or resume) experiment ``name`` with ``preset`` and ``overrides`` into ``out``.
+
+    Finished (point, seed) pairs found in ``out`` are skipped. Work is grouped by point so an
+    experiment can vectorise across seeds (:meth:`Experiment.run_seeds`). On Ctrl-C the rows of
+    every finished point are kept and ``results.csv`` is written before returning.
+    """
+    cls = get_experiment(name)
+    over = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides or {})
+    if seed is not None:
+        over["seed"] = seed
+    config = resolve(cls.Config, cls.presets, preset, over)
+    exp: Experiment = cls(config)
+    rundir = RunDir(out if out is not None else default_out(name))
+    resumed = rundir.start(name, preset, config.to_dict())
+
+    points = exp.points()
+    seeds = config.seeds()
+    done_ids = rundir.done_ids()
+    pending: list[tuple[dict[str, Any], list[int]]] = []
+    for params in points:
+        todo = [s for s in seeds if point_id(params, s) not in done_ids]
+        if todo:
+            pending.append((params, todo))
+    total = len(points) * len(seeds)
+    done = total - sum(len(s) for _, s in pending)
+
+    interrupted = False
+    bar = _Bar(progress, total, done, name)
+    last_write = time.monotonic()
+    try:
+        for params, todo in pending:
+            bar.describe(params)
+            t0 = time.perf_counter()
+            rows_by_seed = exp.run_seeds(params, todo)
+            seconds = (time.perf_counter() - t0) / len(todo)
+            for s in todo:
+                rundir.write_point(params, s, rows_by_seed[s], seconds)
+                if on_point is not None:
+                    on_point(params, s)
+            done += len(todo)
+            bar.advance(len(todo))
+            if time.monotonic() - last_write > 5.0:
+                rundir.write_results()
+                last_write = time.monotonic()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        table = rundir.write_results()
+
+    figures: list[Path] = []
+    summary = None
+    if not table.empty:
+        rundir.fig_dir.mkdir(parents=True, exist_ok=True)
+        figures = exp.plot(table, rundir.fig_dir)
+        summary = exp.summarize(table)
+    return RunResult(rundir.path, table, figures, done, total, resumed, interrupted, summary)
+
+
+def plot_run(path: Path | str) -> tuple[list[Path], pd.DataFrame | None]:
+    """Redraw the figures of a run directory from its points; returns (figures, summary)."""
+    rundir = RunDir(path)
+    record = rundir.read_config()
+    cls = get_experiment(record["experiment"])
+    config = resolve(cls.Config, {"saved": {}}, "saved", record["config"])
+    exp = cls(config)
+    table = rundir.write_results()
+    if table.empty:
+        return [], None
+    rundir.fig_dir.mkdir(parents=True, exist_ok=True)
+    return exp.plot(table, rundir.fig_dir), exp.summarize(table)
+
+
+class _Bar:
+    """Overall progress over (point, seed) pairs with ETA, or nothing when disabled."""
+
+    def __init__(self, enabled: bool, total: int, done: int, name: str) -> None:
+        self._p = None
+        if not enabled:
+            return
+        from rich.progress import (
+            BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._p = Progress(
+            TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            TextColumn("{task.description}"),
+        )
+        self._task = self._p.add_task("", total=total, completed=done)
+        self._p.start()
+
+    def describe(self, params: dict[str, Any]) -> None:
+        if self._p is not None:
+            text = " ".join(f"{k}={v}" for k, v in params.items())
+            self._p.update(self._task, description=text)
+
+    def advance(self, n: int) -> None:
+        if self._p is not None:
+            self._p.advance(self._task, n)
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()

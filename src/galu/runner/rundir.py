@@ -1,0 +1,179 @@
+"""The run directory: the unit of output, written atomically and resumable.
+
+Layout::
+
+    DIR/config.json        experiment, preset, resolved config, versions, git sha, device
+    DIR/points/<id>.json   one finished (point, seed): its parameters and rows (atomic write)
+    DIR/results.csv        every row of every finished point (rebuilt atomically from points/)
+    DIR/figures/*.png      the experiment's figures
+    DIR/log.txt            one line per finished point
+
+A point file appears only once its rows are complete (write to a temporary file, ``fsync``,
+``os.replace``), so a crash or ``kill`` leaves either the whole point or nothing; re-running
+skips every point that has a file, so nothing is done twice or duplicated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def point_id(params: dict[str, Any], seed: int) -> str:
+    """Stable id of a (point, seed): a hash of its canonical JSON."""
+    blob = json.dumps({"params": params, "seed": seed}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def environment() -> dict[str, Any]:
+    """Versions, git sha and device, recorded with every run."""
+    import importlib.metadata as md
+
+    import torch
+
+    versions = {}
+    for pkg in ("galu", "torch", "numpy", "scipy", "scikit-learn", "pandas", "matplotlib"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        sha = None
+    device = "cpu"
+    if torch.cuda.is_available():
+        device = f"cuda ({torch.cuda.get_device_name(0)})"
+    return {
+        "versions": versions,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_sha": sha,
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+class RunDirError(ValueError):
+    """An output directory that cannot hold (or resume) this run."""
+
+
+class RunDir:
+    """Reads and writes one run directory."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.points_dir = self.path / "points"
+        self.fig_dir = self.path / "figures"
+        self.config_path = self.path / "config.json"
+        self.results_path = self.path / "results.csv"
+        self.log_path = self.path / "log.txt"
+
+    # ---------------------------------------------------------------- config
+    def read_config(self) -> dict[str, Any]:
+        if not self.config_path.exists():
+            raise RunDirError(f"{self.path} is not a galu run directory (no config.json).")
+        return json.loads(self.config_path.read_text())
+
+    def start(self, experiment: str, preset: str, config: dict[str, Any]) -> bool:
+        """Create the directory, or check that it holds the same run. Returns True if resuming."""
+        if self.config_path.exists():
+            old = self.read_config()
+            if old.get("experiment") != experiment or old.get("config") != config:
+                diff = [
+                    f"{k}: {old.get('config', {}).get(k)!r} -> {v!r}"
+                    for k, v in config.items()
+                    if old.get("config", {}).get(k) != v
+                ]
+                if old.get("experiment") != experiment:
+                    diff.insert(0, f"experiment: {old.get('experiment')!r} -> {experiment!r}")
+                raise RunDirError(
+                    f"--out {self.path} holds a different run ({'; '.join(diff)}). "
+                    "Use a new --out, or the same settings to resume it."
+                )
+            return True
+        if self.path.exists() and any(self.path.iterdir()):
+            raise RunDirError(
+                f"--out {self.path} exists, is not empty and is not a galu run directory; "
+                "choose another --out."
+            )
+        record = {
+            "experiment": experiment,
+            "preset": preset,
+            "config": config,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **environment(),
+        }
+        atomic_write_text(self.config_path, json.dumps(record, indent=2) + "\n")
+        return False
+
+    # ---------------------------------------------------------------- points
+    def done_ids(self) -> set[str]:
+        if not self.points_dir.exists():
+            return set()
+        return {p.stem for p in self.points_dir.glob("*.json")}
+
+    def write_point(
+        self, params: dict[str, Any], seed: int, rows: list[dict[str, Any]], seconds: float
+    ) -> None:
+        pid = point_id(params, seed)
+        record = {"id": pid, "params": params, "seed": seed, "seconds": seconds, "rows": rows}
+        atomic_write_text(self.points_dir / f"{pid}.json", json.dumps(record) + "\n")
+        with open(self.log_path, "a") as fh:
+            fh.write(f"{time.strftime('%H:%M:%S')} {pid} seed={seed} {params} {seconds:.2f}s\n")
+
+    def read_points(self) -> list[dict[str, Any]]:
+        if not self.points_dir.exists():
+            return []
+        return [json.loads(p.read_text()) for p in sorted(self.points_dir.glob("*.json"))]
+
+    # ---------------------------------------------------------------- results
+    def table_from_points(self) -> pd.DataFrame:
+        rows = []
+        for rec in self.read_points():
+            for row in rec["rows"]:
+                rows.append({**rec["params"], "seed": rec["seed"], **row})
+        table = pd.DataFrame(rows)
+        if not table.empty:
+            keys = [c for c in table.columns if c not in ("value",)]
+            table = table.sort_values(keys, kind="stable").reset_index(drop=True)
+        return table
+
+    def write_results(self) -> pd.DataFrame:
+        table = self.table_from_points()
+        atomic_write_text(self.results_path, table.to_csv(index=False))
+        return table
+
+    def read_results(self) -> pd.DataFrame:
+        if not self.results_path.exists():
+            return self.write_results()
+        return pd.read_csv(self.results_path)

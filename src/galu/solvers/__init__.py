@@ -1,0 +1,28 @@
+"""Exact solvers for gated linear models with fixed gates."""
+
+from galu.solvers._estimator import GaLURegressor
+from galu.solvers._galu import (
+    SOLVERS,
+    ConvergenceWarning,
+    GaLUFit,
+    HillClimbResult,
+    choose_solver,
+    fit_galu,
+    hill_climb,
+    sample_gate_vectors,
+)
+from galu.solvers._lsqr import LSQRResult, lsqr
+
+__all__ = [
+    "SOLVERS",
+    "ConvergenceWarning",
+    "GaLUFit",
+    "GaLURegressor",
+    "HillClimbResult",
+    "LSQRResult",
+    "choose_solver",
+    "fit_galu",
+    "hill_climb",
+    "lsqr",
+    "sample_gate_vectors",
+]

@@ -1,0 +1,375 @@
+"""Exact least-squares fits of the shallow GaLU model with fixed gates.
+
+Model (Fiat, Malach & Shalev-Shwartz 2019, ``science/galu.md``):
+``f_o(x) = Σ_i <W_{o,i}, x> g_i(x)`` with ``g_i(x) = gate(<u_i, x>)`` fixed. With squared loss,
+fitting ``W`` is linear least squares in ``k·d`` unknowns per output,
+
+    min_W ‖Ψ vec(W) − y‖² + λ ‖W‖²,        Ψ = [X ⊙ g_1, …, X ⊙ g_k]   (m × kd),
+
+solved here four ways that must agree:
+
+``primal``     normal equations ``(ΨᵀΨ + λI) w = Ψᵀy`` (kd × kd), accumulated over row blocks so
+               ``Ψ`` is never held whole; Cholesky for ``λ > 0``, eigendecomposition
+               pseudo-inverse (minimum norm) for ``λ = 0``.
+``dual``       kernel ``K = (XXᵀ) ⊙ (GGᵀ)`` (m × m), ``α = (K + λI)⁻¹ y``, ``W = Ψᵀ α``.
+``lsqr``       matrix-free LSQR using only ``Ψ w = rowsum(G ⊙ XWᵀ)`` and ``Ψᵀr = (G ⊙ r)ᵀX``:
+               memory O(m(k + d) + kd), runs on CPU or GPU tensors.
+``svd``        SVD of the formed ``Ψ``: the slow, most stable reference.
+
+``auto`` picks the cheaper of primal and dual among those whose matrices fit in memory, and the
+matrix-free path when neither fits.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from galu import ops
+from galu.gates import Gate
+from galu.solvers._lsqr import lsqr
+from galu.solvers._memory import available_bytes
+
+Solver = Literal["auto", "primal", "dual", "lsqr", "svd"]
+SOLVERS: tuple[str, ...] = ("auto", "primal", "dual", "lsqr", "svd")
+
+# Rows of Ψ formed at once when accumulating ΨᵀΨ: bounds the primal path's working memory.
+_ROW_BLOCK_BYTES = 64 * 2**20
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative solver stopped at ``max_iter`` before reaching ``tol``."""
+
+
+@dataclass(frozen=True)
+class GaLUFit:
+    """Result of :func:`fit_galu`.
+
+    Attributes:
+        weight: fitted linear weights, ``(k, d)`` for a 1-D target, ``(o, k, d)`` for ``(m, o)``.
+        gate_vectors: the fixed gate vectors ``(k, d)``.
+        gate: the gate function.
+        ridge: the L2 penalty ``λ``.
+        solver: the path that ran (never ``"auto"``).
+        train_mse: mean squared training error over samples and outputs.
+        n_iter: LSQR iterations (``None`` for direct solvers).
+        converged: ``False`` only if LSQR hit ``max_iter``.
+    """
+
+    weight: torch.Tensor
+    gate_vectors: torch.Tensor
+    gate: Gate
+    ridge: float
+    solver: str
+    train_mse: float
+    n_iter: int | None = None
+    converged: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def weight_norm(self) -> float:
+        """Frobenius norm ``‖W‖``."""
+        return float(torch.linalg.vector_norm(self.weight))
+
+    def predict(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Predictions ``(n,)`` (1-D target) or ``(n, o)``."""
+        xt = torch.as_tensor(x, dtype=self.weight.dtype, device=self.weight.device)
+        w3 = self.weight if self.weight.ndim == 3 else self.weight[None]
+        out = ops.lifted_matvec(xt, ops.gate_matrix(xt, self.gate_vectors, self.gate), w3)
+        return out[:, 0] if self.weight.ndim == 2 else out
+
+    def to_module(self):
+        """A :class:`galu.nn.ShallowGaLU` carrying the fitted weights and the same gates."""
+        from galu.nn import ShallowGaLU
+
+        w3 = self.weight if self.weight.ndim == 3 else self.weight[None]
+        o, k, d = w3.shape
+        module = ShallowGaLU(d, k, o, gate=self.gate, dtype=w3.dtype, device=w3.device)
+        with torch.no_grad():
+            module.weight.copy_(w3)
+            module.gate_vectors.copy_(self.gate_vectors)
+        return module
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _as_tensor(name: str, value: Any, dtype: torch.dtype, device: torch.device | None):
+    try:
+        t = torch.as_tensor(value, dtype=dtype, device=device)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"`{name}` must be an array of numbers; got {type(value).__name__}.") from exc
+    if not torch.isfinite(t).all():
+        bad = int((~torch.isfinite(t)).sum())
+        raise ValueError(f"`{name}` contains {bad} NaN or infinite value(s); clean the data first.")
+    return t
+
+
+def _validate(X, y, gate_vectors, ridge, solver, dtype, device):
+    if solver not in SOLVERS:
+        raise ValueError(f"`solver` (={solver!r}) must be one of {SOLVERS}.")
+    if isinstance(ridge, bool) or not isinstance(ridge, int | float) or not math.isfinite(ridge):
+        raise ValueError(f"`ridge` (={ridge!r}) must be a finite number >= 0.")
+    if ridge < 0:
+        raise ValueError(f"`ridge` (={ridge!r}) must be >= 0 (0 gives the minimum-norm fit).")
+    if device is None and isinstance(X, torch.Tensor):
+        device = X.device
+    X = _as_tensor("X", X, dtype, device)
+    y = _as_tensor("y", y, dtype, X.device)
+    U = _as_tensor("gate_vectors", gate_vectors, dtype, X.device)
+    if X.ndim != 2:
+        raise ValueError(f"`X` must be 2-D (m samples, d features); got shape {tuple(X.shape)}.")
+    if y.ndim not in (1, 2):
+        raise ValueError(f"`y` must be 1-D (m,) or 2-D (m, o); got shape {tuple(y.shape)}.")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"`X` and `y` must have the same number of samples; got X {tuple(X.shape)} "
+            f"and y {tuple(y.shape)}."
+        )
+    if X.shape[0] < 1:
+        raise ValueError("`X` has no samples (m = 0).")
+    if U.ndim != 2 or U.shape[1] != X.shape[1]:
+        raise ValueError(
+            f"`gate_vectors` must be (k, d) with d = X.shape[1] (={X.shape[1]}); "
+            f"got shape {tuple(U.shape)}."
+        )
+    if U.shape[0] < 1:
+        raise ValueError("`gate_vectors` must hold at least one gate vector (k >= 1); got k = 0.")
+    return X, y, U
+
+
+# --------------------------------------------------------------------------- solvers
+
+
+def choose_solver(
+    m: int, k: int, d: int, *, dtype: torch.dtype, device: torch.device,
+    memory_limit: int | None = None,
+) -> str:
+    """The cheaper (in flops) of ``primal`` and ``dual`` whose matrices fit in memory, else ``lsqr``.
+
+    Memory counts the square system and its factor; the budget is ``memory_limit`` bytes or half
+    the device's free memory.
+    """
+    item = torch.empty((), dtype=dtype).element_size()
+    budget = memory_limit if memory_limit is not None else available_bytes(device) // 2
+    n = k * d
+    candidates = {
+        "primal": (2 * n * n * item, m * n * n + n**3 / 3),
+        "dual": (2 * m * m * item + m * k * item, m * m * (d + k) + m**3 / 3),
+    }
+    fitting = {name: cost for name, (mem, cost) in candidates.items() if mem <= budget}
+    if not fitting:
+        return "lsqr"
+    return min(fitting, key=lambda name: fitting[name])
+
+
+def _pinv_solve_psd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Minimum-norm solution of ``a x = b`` for symmetric PSD ``a`` (eigenvalues below
+    ``n·eps·λ_max`` are treated as zero)."""
+    evals, evecs = torch.linalg.eigh(a)
+    cutoff = evals.abs().max() * a.shape[0] * torch.finfo(a.dtype).eps
+    inv = torch.where(evals > cutoff, 1.0 / torch.where(evals > cutoff, evals, 1.0), 0.0)
+    return evecs @ (inv[:, None] * (evecs.T @ b))
+
+
+def _spd_solve(a: torch.Tensor, b: torch.Tensor, ridge: float) -> torch.Tensor:
+    if ridge > 0:
+        a = a + ridge * torch.eye(a.shape[0], dtype=a.dtype, device=a.device)
+        factor, info = torch.linalg.cholesky_ex(a)
+        if int(info) == 0:
+            return torch.cholesky_solve(b, factor)
+        warnings.warn(
+            "Cholesky failed on the regularised system; falling back to an eigendecomposition.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return _pinv_solve_psd(a, b)
+
+
+def _solve_primal(X, G, Y, ridge):
+    m, d = X.shape
+    k = G.shape[1]
+    n = k * d
+    block = max(1, _ROW_BLOCK_BYTES // max(1, n * X.element_size()))
+    A = torch.zeros((n, n), dtype=X.dtype, device=X.device)
+    B = torch.zeros((n, Y.shape[1]), dtype=X.dtype, device=X.device)
+    for start in range(0, m, block):
+        psi = ops.lift(X[start : start + block], G[start : start + block])  # (b, kd)
+        A.addmm_(psi.T, psi)
+        B.addmm_(psi.T, Y[start : start + block])
+    w = _spd_solve(A, B, ridge)  # (kd, o)
+    return w.T.reshape(-1, k, d)
+
+
+def _solve_dual(X, G, Y, ridge, gram=None):
+    K = (X @ X.T if gram is None else gram) * (G @ G.T)  # (m, m) = ops.galu_kernel
+    alpha = _spd_solve(K, Y, ridge)  # (m, o)
+    return ops.lifted_rmatvec(X, G, alpha)  # (o, k, d)
+
+
+def _solve_svd(X, G, Y, ridge):
+    m, d = X.shape
+    k = G.shape[1]
+    U, s, Vh = torch.linalg.svd(ops.lift(X, G), full_matrices=False)
+    if ridge > 0:
+        filt = s / (s**2 + ridge)
+    else:
+        cutoff = s.max() * max(m, k * d) * torch.finfo(s.dtype).eps
+        filt = torch.where(s > cutoff, 1.0 / torch.where(s > cutoff, s, 1.0), 0.0)
+    w = Vh.T @ (filt[:, None] * (U.T @ Y))  # (kd, o)
+    return w.T.reshape(-1, k, d)
+
+
+def _solve_lsqr(X, G, Y, ridge, tol, max_iter):
+    res = lsqr(
+        lambda v: ops.lifted_matvec(X, G, v),  # (o, k, d) -> (m, o)
+        lambda u: ops.lifted_rmatvec(X, G, u),  # (m, o) -> (o, k, d)
+        Y,
+        damp=math.sqrt(ridge),
+        tol=tol,
+        max_iter=max_iter,
+    )
+    if not res.converged:
+        warnings.warn(
+            f"LSQR stopped at max_iter={max_iter} before reaching tol={tol:g}; the fit may be "
+            "inexact. Raise `max_iter`, loosen `tol`, or add a small `ridge`.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return res.x, res.n_iter, res.converged
+
+
+def _fit_gated(X, G, Y, ridge, solver, tol, max_iter, gram=None):
+    """Weights ``(o, k, d)`` for a fixed gate matrix ``G`` ``(m, k)`` and targets ``Y`` ``(m, o)``."""
+    if solver == "primal":
+        return _solve_primal(X, G, Y, ridge), None, True
+    if solver == "dual":
+        return _solve_dual(X, G, Y, ridge, gram), None, True
+    if solver == "svd":
+        return _solve_svd(X, G, Y, ridge), None, True
+    return _solve_lsqr(X, G, Y, ridge, tol, max_iter)
+
+
+def _mse(X, G, W, Y) -> float:
+    return float(((ops.lifted_matvec(X, G, W) - Y) ** 2).mean())
+
+
+def fit_galu(
+    X: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    gate_vectors: torch.Tensor | np.ndarray,
+    *,
+    gate: Gate | None = None,
+    ridge: float = 0.0,
+    solver: Solver = "auto",
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+    tol: float = 1e-10,
+    max_iter: int | None = None,
+    memory_limit: int | None = None,
+) -> GaLUFit:
+    """Fit the shallow GaLU model with fixed gates by (ridge) least squares.
+
+    Args:
+        X: inputs ``(m, d)``.
+        y: targets ``(m,)`` or ``(m, o)``; outputs share the gates and have their own weights.
+        gate_vectors: fixed gate vectors ``(k, d)``; gates are ``gate(X @ gate_vectors.T)``.
+        gate: gate function (default hard step ``1[z >= 0]``).
+        ridge: L2 penalty ``λ >= 0``; ``0`` gives the minimum-norm least-squares solution.
+        solver: ``"auto"``, ``"primal"``, ``"dual"``, ``"lsqr"`` (matrix-free) or ``"svd"``.
+        dtype: working precision (float64 by default: the system is ill-conditioned near
+            ``kd = m``).
+        device: where to compute (default: ``X``'s device, or the CPU for arrays).
+        tol, max_iter: LSQR stopping rule (``max_iter`` defaults to ``max(200, 4·min(m, kd))``).
+        memory_limit: bytes the direct solvers may use when ``solver="auto"`` chooses
+            (default: half the free memory of the device).
+
+    Returns:
+        A :class:`GaLUFit`.
+    """
+    X, y, U = _validate(X, y, gate_vectors, ridge, solver, dtype, device)
+    gate = gate if gate is not None else Gate()
+    Y = y[:, None] if y.ndim == 1 else y  # (m, o)
+    m, d = X.shape
+    k = U.shape[0]
+    if solver == "auto":
+        solver = choose_solver(m, k, d, dtype=dtype, device=X.device, memory_limit=memory_limit)
+    if max_iter is None:
+        max_iter = max(200, 4 * min(m, k * d))
+    G = ops.gate_matrix(X, U, gate)  # (m, k)
+    W, n_iter, converged = _fit_gated(X, G, Y, float(ridge), solver, tol, max_iter)
+    mse = _mse(X, G, W, Y)
+    weight = W[0] if y.ndim == 1 else W
+    return GaLUFit(weight, U, gate, float(ridge), solver, mse, n_iter, converged)
+
+
+@dataclass(frozen=True)
+class HillClimbResult:
+    """Result of :func:`hill_climb`: the final fit and the training MSE after every step."""
+
+    fit: GaLUFit
+    history: list[float]
+    accepted: int
+
+
+def sample_gate_vectors(
+    k: int, d: int, *, generator: torch.Generator | None, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """``k`` gate vectors ``N(0, I/d)`` ``(k, d)``, the same law as :class:`galu.nn.GaLULayer`."""
+    gen_device = generator.device if generator is not None else "cpu"
+    return torch.randn((k, d), generator=generator, dtype=dtype, device=gen_device) / math.sqrt(d)
+
+
+def hill_climb(
+    X: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    gate_vectors: torch.Tensor | np.ndarray,
+    *,
+    steps: int = 512,
+    generator: torch.Generator | None = None,
+    gate: Gate | None = None,
+    ridge: float = 0.0,
+    solver: Solver = "auto",
+    dtype: torch.dtype = torch.float64,
+    tol: float = 1e-10,
+    max_iter: int | None = None,
+) -> HillClimbResult:
+    """Improve gates without gradients (Fiat et al. 2019): pick a random neuron, redraw its gate
+    vector, refit exactly, keep the new gate if the training MSE did not increase.
+
+    ``steps`` proposals (the authors use 512); randomness from ``generator`` only.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"`steps` (={steps!r}) must be an integer >= 0.")
+    fit = fit_galu(X, y, gate_vectors, gate=gate, ridge=ridge, solver=solver, dtype=dtype,
+                   tol=tol, max_iter=max_iter)
+    X_, y_, U = _validate(X, y, fit.gate_vectors, ridge, fit.solver, dtype, None)
+    Y = y_[:, None] if y_.ndim == 1 else y_
+    m, d = X_.shape
+    k = U.shape[0]
+    iters = max_iter if max_iter is not None else max(200, 4 * min(m, k * d))
+    gram = X_ @ X_.T if fit.solver == "dual" else None  # reused by every dual refit
+    G = ops.gate_matrix(X_, U, fit.gate)
+    W = fit.weight if fit.weight.ndim == 3 else fit.weight[None]
+    best, history, accepted = fit.train_mse, [], 0
+    for _ in range(steps):
+        i = int(torch.randint(k, (1,), generator=generator))
+        u_new = sample_gate_vectors(1, d, generator=generator, dtype=dtype).to(X_.device)[0]
+        G_new = G.clone()
+        G_new[:, i] = fit.gate(X_ @ u_new)
+        W_new, _, _ = _fit_gated(X_, G_new, Y, float(ridge), fit.solver, tol, iters, gram)
+        mse = _mse(X_, G_new, W_new, Y)
+        if mse <= best:
+            U = U.clone()
+            U[i] = u_new
+            G, W, best = G_new, W_new, mse
+            accepted += 1
+        history.append(best)
+    weight = W[0] if y_.ndim == 1 else W
+    final = GaLUFit(weight, U, fit.gate, float(ridge), fit.solver, best)
+    return HillClimbResult(final, history, accepted)

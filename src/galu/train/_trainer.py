@@ -1,0 +1,228 @@
+"""Minibatch gradient training of one network or of many independent networks in one pass.
+
+Many small networks of identical shape (different seeds) are trained together: their parameters
+are stacked along a leading "member" axis (``torch.func.stack_module_state``) and the forward
+pass is ``vmap``-ed over members. Adam and SGD act elementwise, and each member draws its own
+minibatches from its own generator, so member ``e`` follows the same trajectory as training that
+network alone with seed ``seeds[e]`` (up to floating-point summation order) — a test checks it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+Optimizer = Literal["adam", "sgd"]
+OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome for one network.
+
+    Attributes:
+        final_loss: full-batch training MSE of the returned parameters.
+        steps: optimisation steps taken (fewer than asked if ``target_loss`` was reached).
+        reached_target: whether the loss went at or below ``target_loss``.
+        history: ``(step, full-batch training loss)`` at every evaluation.
+    """
+
+    final_loss: float
+    steps: int
+    reached_target: bool
+    history: list[tuple[int, float]] = field(default_factory=list)
+
+
+def _check_positive(name: str, value: object, kind: type = int) -> None:
+    ok = isinstance(value, kind) and not isinstance(value, bool) and value > 0  # type: ignore[operator]
+    if kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    if not ok:
+        raise ValueError(f"`{name}` (={value!r}) must be a positive {kind.__name__}.")
+
+
+def _stack_data(name: str, t: torch.Tensor, n_members: int, ndim: int) -> torch.Tensor:
+    if t.ndim == ndim - 1:
+        t = t.expand(n_members, *t.shape)
+    if t.ndim != ndim or t.shape[0] != n_members:
+        raise ValueError(
+            f"`{name}` must be shared {ndim - 1}-D or stacked {ndim}-D with {n_members} members "
+            f"first; got shape {tuple(t.shape)}."
+        )
+    return t
+
+
+def train_ensemble(
+    models: Sequence[nn.Module],
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    *,
+    seeds: Sequence[int],
+    steps: int,
+    optimizer: Optimizer = "adam",
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    target_loss: float | None = None,
+    eval_every: int = 100,
+    progress: bool = False,
+) -> list[TrainResult]:
+    """Train ``models`` (same architecture) on squared loss, in place, all in one vectorised pass.
+
+    Args:
+        models: networks with identical parameter shapes (e.g. one per seed).
+        X: inputs ``(m, d)`` shared by all, or ``(E, m, d)`` one set per member.
+        Y: targets ``(m, o)`` / ``(E, m, o)`` matching the models' output.
+        seeds: one minibatch-order seed per member.
+        steps: optimisation steps (minibatches); each epoch is a fresh permutation.
+        optimizer: ``"adam"`` or ``"sgd"``.
+        lr: learning rate.
+        batch_size: minibatch size (the last batch of an epoch may be smaller).
+        target_loss: stop a member once its full-batch training MSE is at or below this (checked
+            every ``eval_every`` steps); its parameters at that moment are the ones returned.
+        eval_every: steps between full-batch evaluations recorded in ``history``.
+        progress: show a progress bar.
+
+    Returns:
+        One :class:`TrainResult` per member; each model holds its trained parameters.
+    """
+    if not models:
+        raise ValueError("`models` is empty; pass at least one network.")
+    if len(seeds) != len(models):
+        raise ValueError(f"`seeds` has {len(seeds)} entries but there are {len(models)} models.")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"`optimizer` (={optimizer!r}) must be one of {OPTIMIZERS}.")
+    _check_positive("steps", steps)
+    _check_positive("batch_size", batch_size)
+    _check_positive("eval_every", eval_every)
+    _check_positive("lr", lr, float)
+    E = len(models)
+    X = _stack_data("X", X, E, 3)  # (E, m, d)
+    Y = _stack_data("Y", Y, E, 3)  # (E, m, o)
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(f"`X` and `Y` differ in samples: {tuple(X.shape)} vs {tuple(Y.shape)}.")
+    m = X.shape[1]
+    if not (torch.isfinite(X).all() and torch.isfinite(Y).all()):
+        raise ValueError("`X` or `Y` contains NaN or infinite values.")
+
+    params, buffers = stack_module_state(list(models))
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def forward_one(p, b, x):
+        return functional_call(base, (p, b), (x,))
+
+    forward = vmap(forward_one)
+    plist = list(params.values())
+    opt: torch.optim.Optimizer = (
+        torch.optim.Adam(plist, lr=lr) if optimizer == "adam" else torch.optim.SGD(plist, lr=lr)
+    )
+    generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    members = torch.arange(E, device=X.device)[:, None]
+
+    def full_losses() -> torch.Tensor:
+        with torch.no_grad():
+            return ((forward(params, buffers, X) - Y) ** 2).mean(dim=(1, 2))  # (E,)
+
+    histories: list[list[tuple[int, float]]] = [[] for _ in range(E)]
+    snapshot: dict[int, tuple[dict[str, torch.Tensor], int, float]] = {}
+    perm: torch.Tensor | None = None
+    pos = 0
+    bar = _progress(progress, steps)
+    step = 0
+    for step in range(1, steps + 1):
+        if perm is None:
+            perm = torch.stack([torch.randperm(m, generator=g) for g in generators]).to(X.device)
+            pos = 0
+        idx = perm[:, pos : pos + batch_size]  # (E, b)
+        pos += batch_size
+        if pos >= m:
+            perm = None
+        xb, yb = X[members, idx], Y[members, idx]  # (E, b, d), (E, b, o)
+        loss = ((forward(params, buffers, xb) - yb) ** 2).mean(dim=(1, 2))  # (E,)
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()  # members are independent: d(sum)/dθ_e = dloss_e/dθ_e
+        opt.step()
+        if step % eval_every == 0 or step == steps:
+            losses = full_losses().tolist()
+            for e, value in enumerate(losses):
+                if e in snapshot:
+                    continue
+                histories[e].append((step, value))
+                if target_loss is not None and value <= target_loss:
+                    snapshot[e] = ({k: v[e].detach().clone() for k, v in params.items()}, step, value)
+            if bar is not None:
+                bar.update(min(losses), step)
+            if len(snapshot) == E:
+                break
+    if bar is not None:
+        bar.close()
+
+    final = full_losses().tolist()
+    results = []
+    with torch.no_grad():
+        for e, model in enumerate(models):
+            if e in snapshot:
+                values, stop_step, stop_loss = snapshot[e]
+                result = TrainResult(stop_loss, stop_step, True, histories[e])
+            else:
+                values = {k: v[e] for k, v in params.items()}
+                reached = target_loss is not None and final[e] <= target_loss
+                result = TrainResult(final[e], step, reached, histories[e])
+            for name, p in model.named_parameters():
+                p.copy_(values[name])
+            results.append(result)
+    return results
+
+
+def train(
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    seed: int,
+    steps: int,
+    optimizer: Optimizer = "adam",
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    target_loss: float | None = None,
+    eval_every: int = 100,
+    progress: bool = False,
+) -> TrainResult:
+    """Train one network on squared loss (see :func:`train_ensemble`); ``y`` may be ``(m,)``."""
+    Y = y[:, None] if y.ndim == 1 else y
+    return train_ensemble(
+        [model], X, Y, seeds=[seed], steps=steps, optimizer=optimizer, lr=lr,
+        batch_size=batch_size, target_loss=target_loss, eval_every=eval_every, progress=progress,
+    )[0]
+
+
+class _progress:
+    """A rich progress bar showing steps and the best current training loss (or nothing)."""
+
+    def __new__(cls, enabled: bool, total: int):
+        if not enabled:
+            return None
+        return super().__new__(cls)
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._p = Progress(
+            TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),
+        )
+        self._task = self._p.add_task("train", total=total, loss="–")
+        self._p.start()
+
+    def update(self, loss: float, step: int) -> None:
+        shown = f"{loss:.4g}" if math.isfinite(loss) else str(loss)
+        self._p.update(self._task, completed=step, loss=shown)
+
+    def close(self) -> None:
+        self._p.stop()
