@@ -56,6 +56,11 @@ class GaLURegressor(RegressorMixin, BaseEstimator):
         self.hill_climb_steps = hill_climb_steps
         self.random_state = random_state
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # outputs share the gates, each has its own weights
+        return tags
+
     def fit(self, X, y):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
         if isinstance(self.n_neurons, bool) or not isinstance(self.n_neurons, int | np.integer) \

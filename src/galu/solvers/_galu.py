@@ -78,7 +78,12 @@ class GaLUFit:
 
     def predict(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Predictions ``(n,)`` (1-D target) or ``(n, o)``."""
-        xt = torch.as_tensor(x, dtype=self.weight.dtype, device=self.weight.device)
+        xt = _as_tensor("X", x, self.weight.dtype, self.weight.device)
+        if xt.ndim != 2 or xt.shape[1] != self.gate_vectors.shape[1]:
+            raise ValueError(
+                f"`X` must be 2-D with d = {self.gate_vectors.shape[1]} features; "
+                f"got shape {tuple(xt.shape)}."
+            )
         w3 = self.weight if self.weight.ndim == 3 else self.weight[None]
         out = ops.lifted_matvec(xt, ops.gate_matrix(xt, self.gate_vectors, self.gate), w3)
         return out[:, 0] if self.weight.ndim == 2 else out
@@ -100,6 +105,8 @@ class GaLUFit:
 
 
 def _as_tensor(name: str, value: Any, dtype: torch.dtype, device: torch.device | None):
+    if isinstance(value, np.ndarray) and not value.flags.writeable:
+        value = value.copy()  # torch cannot wrap read-only memory (e.g. a memory-mapped file)
     try:
         t = torch.as_tensor(value, dtype=dtype, device=device)
     except (TypeError, ValueError, RuntimeError) as exc:

@@ -1,0 +1,193 @@
+"""Every solver path against an independent reference (numpy lstsq on an explicitly built Ψ)."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from galu import Gate
+from galu.solvers import (
+    ConvergenceWarning,
+    choose_solver,
+    fit_galu,
+    hill_climb,
+    sample_gate_vectors,
+)
+from tests.conftest import max_rel_diff
+
+PATHS = ["primal", "dual", "lsqr", "svd"]
+# LSQR stops at ‖Āᵀr‖ <= tol·‖Ā‖‖r‖ (tol 1e-10); its error is that times the condition number.
+LSQR_RTOL = 1e-6
+DIRECT_RTOL = 1e-9
+
+
+def _problem(m, d, k, o=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(m, d, generator=g, dtype=torch.float64)
+    y = torch.randn((m,) if o is None else (m, o), generator=g, dtype=torch.float64)
+    U = sample_gate_vectors(k, d, generator=g)
+    return X, y, U
+
+
+def _numpy_reference(X, y, U, ridge):
+    """Ψ by explicit loops and numpy's SVD least squares (augmented for ridge)."""
+    Xn, Un = X.numpy(), U.numpy()
+    m, d = Xn.shape
+    k = Un.shape[0]
+    psi = np.zeros((m, k * d))
+    for i in range(k):
+        gate = (Xn @ Un[i] >= 0).astype(float)
+        psi[:, i * d : (i + 1) * d] = Xn * gate[:, None]
+    Y = y.numpy().reshape(m, -1)
+    if ridge > 0:
+        psi = np.vstack([psi, math.sqrt(ridge) * np.eye(k * d)])
+        Y = np.vstack([Y, np.zeros((k * d, Y.shape[1]))])
+    w, *_ = np.linalg.lstsq(psi, Y, rcond=None)  # (kd, o), minimum norm
+    return torch.from_numpy(w.T.reshape(-1, k, d))
+
+
+# Under-parameterised (kd < m), over-parameterised (kd > m), with and without ridge, vector y.
+CASES = [
+    dict(m=120, d=6, k=8, o=None, ridge=0.0),
+    dict(m=120, d=6, k=8, o=None, ridge=0.3),
+    dict(m=60, d=6, k=20, o=None, ridge=0.0),
+    dict(m=60, d=6, k=20, o=None, ridge=1e-2),
+    dict(m=90, d=5, k=10, o=3, ridge=0.0),
+    dict(m=40, d=5, k=12, o=3, ridge=0.5),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
+@pytest.mark.parametrize("solver", PATHS)
+def test_solver_paths_agree_with_independent_reference(case, solver):
+    X, y, U = _problem(case["m"], case["d"], case["k"], case["o"])
+    ref = _numpy_reference(X, y, U, case["ridge"])
+    fit = fit_galu(X, y, U, ridge=case["ridge"], solver=solver)
+    W = fit.weight if fit.weight.ndim == 3 else fit.weight[None]
+    assert fit.solver == solver
+    assert fit.weight.shape == ((case["k"], case["d"]) if case["o"] is None else
+                                (case["o"], case["k"], case["d"]))
+    tol = LSQR_RTOL if solver == "lsqr" else DIRECT_RTOL
+    assert max_rel_diff(W, ref) < tol
+    # The reported training MSE is the MSE of the returned weights' predictions.
+    pred = fit.predict(X)
+    assert math.isclose(fit.train_mse, float(((pred - y) ** 2).mean()), rel_tol=1e-12)
+
+
+def test_interpolation_at_kd_equal_m_and_overparameterised():
+    for k in (12, 20):  # kd = m and kd > m
+        X, y, U = _problem(m=72, d=6, k=k)
+        for solver in ("primal", "dual", "svd"):
+            assert fit_galu(X, y, U, solver=solver).train_mse < 1e-20
+
+
+def test_expected_training_mse_is_one_minus_kd_over_m():
+    # E[MSE] = (m − kd)/m · E[y²] for y independent of Ψ. Each fit's MSE is σ²χ²_{m−kd}/m,
+    # so the mean over n fits has standard deviation sqrt(2(m−kd)/n)/m.
+    m, d, k, n = 200, 10, 8, 40
+    mses = [fit_galu(*_problem(m, d, k, seed=s)).train_mse for s in range(n)]
+    expected = 1 - k * d / m
+    sd = math.sqrt(2 * (m - k * d) / n) / m
+    assert abs(np.mean(mses) - expected) < 4 * sd
+
+
+def test_minimum_norm_solution_is_orthogonal_to_the_null_space():
+    # kd > m: many interpolants; the minimum-norm one lies in the row space of Ψ, i.e. W = Ψᵀα.
+    X, y, U = _problem(m=30, d=4, k=20)
+    w = fit_galu(X, y, U, solver="primal").weight
+    w_dual = fit_galu(X, y, U, solver="dual").weight
+    assert max_rel_diff(w, w_dual) < DIRECT_RTOL
+    other = w + 0.0  # any interpolant w + n with n in the null space has a larger norm
+    null_dir = torch.linalg.svd(
+        torch.cat([(X * (X @ U[i] >= 0).double()[:, None]) for i in range(20)], 1)
+    ).Vh[-1].reshape(20, 4)
+    assert torch.linalg.vector_norm(other + 0.1 * null_dir) > torch.linalg.vector_norm(w)
+
+
+def test_ridge_shrinks_the_weight_norm_monotonically():
+    X, y, U = _problem(m=60, d=6, k=10)
+    norms = [fit_galu(X, y, U, ridge=lam).weight_norm for lam in (0.0, 0.01, 0.1, 1.0, 10.0)]
+    assert all(a > b for a, b in zip(norms, norms[1:], strict=False))
+
+
+def test_auto_picks_by_shape_and_memory():
+    kw = dict(dtype=torch.float64, device=torch.device("cpu"))
+    assert choose_solver(10_000, 10, 10, memory_limit=2**30, **kw) == "primal"  # kd ≪ m
+    assert choose_solver(500, 100, 50, memory_limit=2**30, **kw) == "dual"  # m ≪ kd
+    assert choose_solver(10_000, 100, 100, memory_limit=2**20, **kw) == "lsqr"  # nothing fits
+    X, y, U = _problem(m=50, d=4, k=30)
+    assert fit_galu(X, y, U).solver == "dual"
+
+
+def test_lsqr_warns_when_it_cannot_converge():
+    X, y, U = _problem(m=120, d=6, k=8)
+    with pytest.warns(ConvergenceWarning, match=r"max_iter=3 before reaching tol=1e-10"):
+        fit = fit_galu(X, y, U, solver="lsqr", max_iter=3)
+    assert not fit.converged and fit.n_iter == 3
+
+
+def test_float32_and_gate_convention_are_respected():
+    X, y, U = _problem(m=80, d=5, k=6)
+    # Put sample 0 exactly on gate 0's hyperplane: only the convention decides that gate.
+    X[0] = X[0] - (X[0] @ U[0]) / (U[0] @ U[0]) * U[0]
+    X[0, -1] = 0.0
+    X[0, -1] = -(X[0] @ U[0]) / U[0, -1]  # exact zero in floating point is not guaranteed
+    assert float(X[0] @ U[0]) == 0.0
+    fits = {a: fit_galu(X, y, U, gate=Gate(at_zero=a), solver="svd") for a in (0.0, 1.0)}
+    assert fits[0.0].train_mse != fits[1.0].train_mse
+    f32 = fit_galu(X, y, U, dtype=torch.float32, ridge=0.1, solver="primal")
+    f64 = fit_galu(X, y, U, dtype=torch.float64, ridge=0.1, solver="primal")
+    assert f32.weight.dtype == torch.float32
+    assert max_rel_diff(f32.weight.double(), f64.weight) < 1e-4
+
+
+def test_fitted_module_reproduces_the_fit():
+    X, y, U = _problem(m=50, d=4, k=6, o=2)
+    fit = fit_galu(X, y, U, ridge=0.1)
+    module = fit.to_module()
+    torch.testing.assert_close(module(X), fit.predict(X), rtol=1e-12, atol=1e-12)
+
+
+def test_hill_climbing_never_increases_the_loss_and_is_seeded():
+    X, y, U = _problem(m=100, d=5, k=8)
+    base = fit_galu(X, y, U).train_mse
+    res = hill_climb(X, y, U, steps=30, generator=torch.Generator().manual_seed(3))
+    assert res.history[0] <= base
+    assert all(b <= a for a, b in zip(res.history, res.history[1:], strict=False))
+    assert res.fit.train_mse == res.history[-1] < base
+    # The reported fit is an exact fit of its own (accepted) gates.
+    refit = fit_galu(X, y, res.fit.gate_vectors)
+    assert math.isclose(refit.train_mse, res.fit.train_mse, rel_tol=1e-9)
+    again = hill_climb(X, y, U, steps=30, generator=torch.Generator().manual_seed(3))
+    assert again.history == res.history
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(y=np.zeros(9)), r"same number of samples; got X \(10, 3\) and y \(9,\)"),
+        (dict(X=np.zeros(10)), r"`X` must be 2-D .* got shape \(10,\)"),
+        (dict(y=np.zeros((10, 2, 2))), r"`y` must be 1-D \(m,\) or 2-D \(m, o\); got shape"),
+        (dict(X=np.full((10, 3), np.nan)), r"`X` contains 30 NaN or infinite"),
+        (dict(y=np.r_[np.inf, np.zeros(9)]), r"`y` contains 1 NaN or infinite"),
+        (dict(U=np.zeros((0, 3))), r"at least one gate vector \(k >= 1\); got k = 0"),
+        (dict(U=np.zeros((4, 2))), r"`gate_vectors` must be \(k, d\) with d = X.shape\[1\] \(=3\)"),
+        (dict(ridge=-1.0), r"`ridge` \(=-1.0\) must be >= 0"),
+        (dict(ridge=float("nan")), r"`ridge` \(=nan\) must be a finite number"),
+        (dict(solver="cholesky"), r"`solver` \(='cholesky'\) must be one of \('auto', 'primal'"),
+    ],
+)
+def test_bad_input_errors_name_the_argument(kwargs, message):
+    args = dict(X=np.ones((10, 3)), y=np.zeros(10), U=np.ones((4, 3)), ridge=0.0, solver="auto")
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        fit_galu(args["X"], args["y"], args["U"], ridge=args["ridge"], solver=args["solver"])
+
+
+def test_no_warnings_on_a_healthy_fit():
+    X, y, U = _problem(m=60, d=5, k=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit_galu(X, y, U, solver="lsqr")
