@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# scikit-learn runs its array-API input check (numpy namespace) only when SciPy's array-API mode
+# is on, which must be decided before SciPy is first imported.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 import pytest
 import torch
 

@@ -29,7 +29,9 @@ def test_matvecs_equal_products_with_the_lifted_matrix(gen):
     psi = _explicit_psi(X, G)
     W = torch.randn(6, 5, generator=gen, dtype=torch.float64)
     r = torch.randn(11, generator=gen, dtype=torch.float64)
-    torch.testing.assert_close(ops.lifted_matvec(X, G, W), psi @ W.reshape(-1), **TOL[torch.float64])
+    torch.testing.assert_close(
+        ops.lifted_matvec(X, G, W), psi @ W.reshape(-1), **TOL[torch.float64]
+    )
     torch.testing.assert_close(
         ops.lifted_rmatvec(X, G, r).reshape(-1), psi.T @ r, **TOL[torch.float64]
     )
@@ -53,6 +55,7 @@ def test_galu_kernel_is_the_gram_of_the_lifted_design(gen):
         ops.galu_kernel(X, G), _explicit_psi(X, G) @ _explicit_psi(X, G).T, **TOL[torch.float64]
     )
     torch.testing.assert_close(
-        ops.galu_kernel(X, G, X2, G2), _explicit_psi(X, G) @ _explicit_psi(X2, G2).T,
+        ops.galu_kernel(X, G, X2, G2),
+        _explicit_psi(X, G) @ _explicit_psi(X2, G2).T,
         **TOL[torch.float64],
     )

@@ -76,11 +76,12 @@ def run_cmd(
         _print_frame(result.summary, f"{name} ({preset}): mean over seeds")
     state = "interrupted" if result.interrupted else ("resumed" if result.resumed else "finished")
     console.print(f"{state}: {result.done}/{result.total} (point, seed) pairs done")
-    console.print(f"results table: {result.path / 'results.csv'}")
+    # Paths go out unwrapped so they can be copied or parsed.
+    typer.echo(f"results table: {result.path / 'results.csv'}")
     for fig in result.figures:
-        console.print(f"figure:        {fig}")
+        typer.echo(f"figure:        {fig}")
     if result.interrupted:
-        console.print(f"re-run with --out {result.path} to resume.")
+        typer.echo(f"re-run with --out {result.path} to resume.")
         raise typer.Exit(code=130)
 
 
@@ -100,7 +101,7 @@ def plot_cmd(
     if summary is not None:
         _print_frame(summary, str(run_dir))
     for fig in figures:
-        console.print(f"figure: {fig}")
+        typer.echo(f"figure: {fig}")
 
 
 @app.command("info")

@@ -24,7 +24,10 @@ def gate_matrix(x: torch.Tensor, gate_vectors: torch.Tensor, gate: Gate) -> torc
 def gated_linear(
     x: torch.Tensor, weight: torch.Tensor, g: torch.Tensor, bias: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """``(x Wᵀ + b) ⊙ g``: ``x`` ``(..., d)``, ``weight`` ``(k, d)``, ``g`` ``(..., k)`` → ``(..., k)``."""
+    """``(x Wᵀ + b) ⊙ g``.
+
+    ``x`` ``(..., d)``, ``weight`` ``(k, d)``, ``g`` ``(..., k)`` → ``(..., k)``.
+    """
     z = x @ weight.T
     if bias is not None:
         z = z + bias
@@ -54,13 +57,19 @@ def lifted_rmatvec(x: torch.Tensor, g: torch.Tensor, r: torch.Tensor) -> torch.T
 
 
 def lift(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """The lifted design ``Ψ`` ``(m, k·d)``; memory ``m·k·d`` — use the matvecs for large problems."""
+    """The lifted design ``Ψ`` ``(m, k·d)``.
+
+    Memory ``m·k·d``: use the matvecs for large problems.
+    """
     m, d = x.shape
     return (g[:, :, None] * x[:, None, :]).reshape(m, g.shape[1] * d)
 
 
 def galu_kernel(
-    x1: torch.Tensor, g1: torch.Tensor, x2: torch.Tensor | None = None, g2: torch.Tensor | None = None
+    x1: torch.Tensor,
+    g1: torch.Tensor,
+    x2: torch.Tensor | None = None,
+    g2: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The GaLU dual kernel ``K = (X₁X₂ᵀ) ⊙ (G₁G₂ᵀ) = Ψ₁Ψ₂ᵀ`` ``(m₁, m₂)``.
 

@@ -6,8 +6,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from galu.solvers import GaLURegressor, fit_galu, sample_gate_vectors
 
 
-@parametrize_with_checks([GaLURegressor(n_neurons=8, random_state=0),
-                          GaLURegressor(n_neurons=8, ridge=0.1, solver="lsqr", random_state=0)])
+@parametrize_with_checks(
+    [
+        GaLURegressor(n_neurons=8, random_state=0),
+        GaLURegressor(n_neurons=8, ridge=0.1, solver="lsqr", random_state=0),
+    ]
+)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -31,8 +35,9 @@ def test_estimator_gates_follow_random_state_and_the_module_matches():
     assert not np.array_equal(a.gate_vectors_, c.gate_vectors_)
     assert a.coef_.shape == (2, 5, 4)
     module = a.to_module()
-    np.testing.assert_allclose(module(torch.from_numpy(X)).detach().numpy(), a.predict(X),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        module(torch.from_numpy(X)).detach().numpy(), a.predict(X), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_hill_climbing_estimator_fits_at_least_as_well():

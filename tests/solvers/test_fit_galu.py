@@ -1,5 +1,6 @@
 """Every solver path against an independent reference (numpy lstsq on an explicitly built Ψ)."""
 
+import itertools
 import math
 import warnings
 
@@ -67,8 +68,9 @@ def test_solver_paths_agree_with_independent_reference(case, solver):
     fit = fit_galu(X, y, U, ridge=case["ridge"], solver=solver)
     W = fit.weight if fit.weight.ndim == 3 else fit.weight[None]
     assert fit.solver == solver
-    assert fit.weight.shape == ((case["k"], case["d"]) if case["o"] is None else
-                                (case["o"], case["k"], case["d"]))
+    assert fit.weight.shape == (
+        (case["k"], case["d"]) if case["o"] is None else (case["o"], case["k"], case["d"])
+    )
     tol = LSQR_RTOL if solver == "lsqr" else DIRECT_RTOL
     assert max_rel_diff(W, ref) < tol
     # The reported training MSE is the MSE of the returned weights' predictions.
@@ -100,16 +102,18 @@ def test_minimum_norm_solution_is_orthogonal_to_the_null_space():
     w_dual = fit_galu(X, y, U, solver="dual").weight
     assert max_rel_diff(w, w_dual) < DIRECT_RTOL
     other = w + 0.0  # any interpolant w + n with n in the null space has a larger norm
-    null_dir = torch.linalg.svd(
-        torch.cat([(X * (X @ U[i] >= 0).double()[:, None]) for i in range(20)], 1)
-    ).Vh[-1].reshape(20, 4)
+    null_dir = (
+        torch.linalg.svd(torch.cat([(X * (X @ U[i] >= 0).double()[:, None]) for i in range(20)], 1))
+        .Vh[-1]
+        .reshape(20, 4)
+    )
     assert torch.linalg.vector_norm(other + 0.1 * null_dir) > torch.linalg.vector_norm(w)
 
 
 def test_ridge_shrinks_the_weight_norm_monotonically():
     X, y, U = _problem(m=60, d=6, k=10)
     norms = [fit_galu(X, y, U, ridge=lam).weight_norm for lam in (0.0, 0.01, 0.1, 1.0, 10.0)]
-    assert all(a > b for a, b in zip(norms, norms[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(norms))
 
 
 def test_auto_picks_by_shape_and_memory():

@@ -8,7 +8,9 @@ from galu.train import train, train_ensemble
 
 def _data(E, m, d, seed=0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(E, m, d, generator=g, dtype=dtype), torch.randn(E, m, 1, generator=g, dtype=dtype)
+    return torch.randn(E, m, d, generator=g, dtype=dtype), torch.randn(
+        E, m, 1, generator=g, dtype=dtype
+    )
 
 
 @pytest.mark.parametrize("cls", [ShallowGaLU, ReLUNet])
@@ -18,12 +20,30 @@ def test_each_ensemble_member_equals_training_it_alone(cls, optimizer):
     X, Y = _data(E, m, d)
     make = lambda s: cls(d, k, 1, generator=torch.Generator().manual_seed(s), dtype=torch.float64)  # noqa: E731
     nets = [make(s) for s in range(E)]
-    results = train_ensemble(nets, X, Y, seeds=[10 + s for s in range(E)], steps=60, lr=1e-2,
-                             batch_size=16, eval_every=20, optimizer=optimizer)
+    results = train_ensemble(
+        nets,
+        X,
+        Y,
+        seeds=[10 + s for s in range(E)],
+        steps=60,
+        lr=1e-2,
+        batch_size=16,
+        eval_every=20,
+        optimizer=optimizer,
+    )
     for s in range(E):
         alone = make(s)
-        res = train(alone, X[s], Y[s, :, 0], seed=10 + s, steps=60, lr=1e-2, batch_size=16,
-                    eval_every=20, optimizer=optimizer)
+        res = train(
+            alone,
+            X[s],
+            Y[s, :, 0],
+            seed=10 + s,
+            steps=60,
+            lr=1e-2,
+            batch_size=16,
+            eval_every=20,
+            optimizer=optimizer,
+        )
         for p, q in zip(nets[s].parameters(), alone.parameters(), strict=True):
             torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
         assert res.final_loss == pytest.approx(results[s].final_loss, rel=1e-12)
@@ -35,16 +55,33 @@ def test_gradient_training_on_fixed_gates_reaches_the_closed_form():
     # linearly to the least-squares optimum; Adam (constant lr) reaches its neighbourhood.
     m, d, k = 256, 4, 4  # condition number of the Hessian ≈ 70 for this draw
     X, Y = _data(1, m, d, seed=1)
-    make = lambda: ShallowGaLU(d, k, 1, generator=torch.Generator().manual_seed(0),  # noqa: E731
-                               dtype=torch.float64)
+
+    def make():
+        return ShallowGaLU(
+            d,
+            k,
+            1,
+            generator=torch.Generator().manual_seed(0),
+            dtype=torch.float64,
+        )
+
     net = make()
     exact = fit_galu(X[0], Y[0, :, 0], net.gate_vectors)
     psi = torch.cat([X[0] * (X[0] @ u >= 0).double()[:, None] for u in net.gate_vectors], 1)
     hessian = 2 * psi.T @ psi / m
     evals = torch.linalg.eigvalsh(hessian)
     steps = int(40 * evals[-1] / evals[0])  # (1 − 1/κ)^steps ≈ e^-40
-    res = train(net, X[0], Y[0, :, 0], seed=0, steps=steps, lr=float(1 / evals[-1]),
-                batch_size=m, optimizer="sgd", eval_every=steps)
+    res = train(
+        net,
+        X[0],
+        Y[0, :, 0],
+        seed=0,
+        steps=steps,
+        lr=float(1 / evals[-1]),
+        batch_size=m,
+        optimizer="sgd",
+        eval_every=steps,
+    )
     assert res.final_loss == pytest.approx(exact.train_mse, rel=1e-10)
     torch.testing.assert_close(net.weight[0], exact.weight, rtol=1e-7, atol=1e-9)
     adam = make()
@@ -55,10 +92,21 @@ def test_gradient_training_on_fixed_gates_reaches_the_closed_form():
 def test_target_loss_stops_members_independently():
     E, m, d = 3, 40, 4
     X, Y = _data(E, m, d, seed=2)
-    nets = [ShallowGaLU(d, 12, 1, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
-            for s in range(E)]
-    results = train_ensemble(nets, X, Y, seeds=[0, 1, 2], steps=4000, lr=3e-2, batch_size=m,
-                             target_loss=0.2, eval_every=10)
+    nets = [
+        ShallowGaLU(d, 12, 1, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
+        for s in range(E)
+    ]
+    results = train_ensemble(
+        nets,
+        X,
+        Y,
+        seeds=[0, 1, 2],
+        steps=4000,
+        lr=3e-2,
+        batch_size=m,
+        target_loss=0.2,
+        eval_every=10,
+    )
     for net, res, x, y in zip(nets, results, X, Y, strict=True):
         assert res.reached_target and res.final_loss <= 0.2 and res.steps < 4000
         # The returned parameters are those at the stopping step.

@@ -30,7 +30,9 @@ class Experiment(ABC):
 
     def __init__(self, config: BaseConfig) -> None:
         if not isinstance(config, self.Config):
-            raise TypeError(f"{self.name} needs a {self.Config.__name__}; got {type(config).__name__}.")
+            raise TypeError(
+                f"{self.name} needs a {self.Config.__name__}; got {type(config).__name__}."
+            )
         self.config = config
 
     @classmethod

@@ -33,7 +33,8 @@ class BaseConfig:
         return [self.seed + r for r in range(self.repeats)]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The config as plain JSON values (tuples become lists), as stored in config.json."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
 class ConfigError(ValueError):
@@ -118,12 +119,13 @@ def resolve(
     Unknown keys and unknown presets raise :class:`ConfigError` naming the valid choices.
     """
     if preset not in presets:
-        raise ConfigError(
-            f"unknown preset {preset!r}; valid presets: {', '.join(presets)}."
-        )
+        raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(presets)}.")
     types_ = _field_types(config_cls)
     values: dict[str, Any] = {}
-    for source, mapping in (("preset " + repr(preset), presets[preset]), ("--set", overrides or {})):
+    for source, mapping in (
+        ("preset " + repr(preset), presets[preset]),
+        ("--set", overrides or {}),
+    ):
         for key, value in mapping.items():
             if key not in types_:
                 close = difflib.get_close_matches(key, types_, n=1)

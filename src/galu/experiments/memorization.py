@@ -42,7 +42,7 @@ class MemorizationConfig(BaseConfig):
     m: tuple[int, ...] = (256,)  # training samples
     d: tuple[int, ...] = (16,)  # input dimension
     k: tuple[int, ...] = (2, 4, 8, 12, 16)  # hidden width
-    models: tuple[Model, ...] = MODELS
+    models: tuple[Model, ...] = MODELS  # type: ignore[assignment]
     max_ratio: float = 1.0  # keep points with kd/m <= max_ratio (the paper: 1)
     steps: int = 4000  # Adam steps for the gradient-trained models
     lr: float = 1e-2  # Adam learning rate
@@ -77,13 +77,24 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(m=(64,), d=(8,), k=(2, 4, 8), repeats=2, steps=300, hill_climb_steps=8),
     # The demo: under 3 minutes on 2 cores, and already shows the result.
     "quick": dict(
-        m=(256,), d=(8, 16), k=(2, 4, 6, 8, 12, 16, 24, 32), repeats=4, steps=4000, lr=1e-2,
+        m=(256,),
+        d=(8, 16),
+        k=(2, 4, 6, 8, 12, 16, 24, 32),
+        repeats=4,
+        steps=4000,
+        lr=1e-2,
         hill_climb_steps=64,
     ),
     # The authors' grid and training budget (hours on a CPU).
     "paper": dict(
-        m=(256, 512, 768, 1024), d=(8, 16, 24, 32), k=(8, 16, 24, 32), repeats=16,
-        steps=100_000, lr=1e-3, batch_size=128, hill_climb_steps=512,
+        m=(256, 512, 768, 1024),
+        d=(8, 16, 24, 32),
+        k=(8, 16, 24, 32),
+        repeats=16,
+        steps=100_000,
+        lr=1e-3,
+        batch_size=128,
+        hill_climb_steps=512,
     ),
 }
 
@@ -130,8 +141,14 @@ class Memorization(Experiment):
                     fit = fit_galu(X, y, U, ridge=c.ridge)
                     extra = []
                 else:
-                    hc = hill_climb(X, y, U, steps=c.hill_climb_steps, ridge=c.ridge,
-                                    generator=generator(s, "hill-climb", m, k, d))
+                    hc = hill_climb(
+                        X,
+                        y,
+                        U,
+                        steps=c.hill_climb_steps,
+                        ridge=c.ridge,
+                        generator=generator(s, "hill-climb", m, k, d),
+                    )
                     fit = hc.fit
                     extra = [dict(metric="accepted", value=float(hc.accepted))]
                 out[s] = [
@@ -154,9 +171,14 @@ class Memorization(Experiment):
         X = torch.stack([data[s][0] for s in seeds]).float()  # (E, m, d)
         Y = torch.stack([data[s][1] for s in seeds]).float()[..., None]  # (E, m, 1)
         results = train_ensemble(
-            nets, X, Y, seeds=[int(generator(s, "batches", model, m, k, d).initial_seed())
-                              for s in seeds],
-            steps=c.steps, lr=c.lr, batch_size=c.batch_size, eval_every=max(1, c.steps // 10),
+            nets,
+            X,
+            Y,
+            seeds=[int(generator(s, "batches", model, m, k, d).initial_seed()) for s in seeds],
+            steps=c.steps,
+            lr=c.lr,
+            batch_size=c.batch_size,
+            eval_every=max(1, c.steps // 10),
         )
         for s, res in zip(seeds, results, strict=True):
             out[s] = [dict(metric="train_mse", value=res.final_loss)]
@@ -189,21 +211,36 @@ class Memorization(Experiment):
         ratios = sorted(t["kd/m"].unique())
         line_x = [0.0, *ratios] if ratios else [0.0, 1.0]
         ax.plot(line_x, [max(0.0, 1 - r) for r in line_x], "k--", lw=1.2, label="1 − kd/m")
-        styles = {"relu": ("C3", "o"), "galu": ("C0", "s"), "galu-exact": ("C2", "^"),
-                  "galu-exact-hc": ("C1", "D")}
+        styles = {
+            "relu": ("C3", "o"),
+            "galu": ("C0", "s"),
+            "galu-exact": ("C2", "^"),
+            "galu-exact-hc": ("C1", "D"),
+        }
         for model in [mo for mo in MODELS if mo in set(t["model"])]:
             g = t[t["model"] == model].groupby("kd/m")["value"]
             mean, std = g.mean(), g.std().fillna(0.0)
             color, marker = styles[model]
             # Adam-trained GaLU sits on its closed form: draw it hollow and dotted to stay visible.
             hollow = dict(mfc="none", ls=":", ms=7) if model == "galu" else dict(ms=4)
-            ax.errorbar(mean.index, mean.values, yerr=std.values, color=color, marker=marker,
-                        capsize=2, lw=1.2, label=model, **hollow)
+            ax.errorbar(
+                mean.index,
+                mean.values,
+                yerr=std.values,
+                color=color,
+                marker=marker,
+                capsize=2,
+                lw=1.2,
+                label=model,
+                **hollow,
+            )
         c = self.config
         ax.set_xlabel("kd / m  (trainable parameters / samples)")
         ax.set_ylabel("training MSE (labels ~ N(0, 1))")
-        ax.set_title(f"Memorization of random labels — m ∈ {list(c.m)}, d ∈ {list(c.d)}, "
-                     f"{c.repeats} seeds", fontsize=9)
+        ax.set_title(
+            f"Memorization of random labels — m ∈ {list(c.m)}, d ∈ {list(c.d)}, {c.repeats} seeds",
+            fontsize=9,
+        )
         ax.set_xlim(left=0)
         ax.set_ylim(bottom=0.0, top=max(1.05, float(t["value"].max()) * 1.05))
         ax.grid(alpha=0.3)

@@ -31,7 +31,9 @@ def sample_normal(
 ) -> torch.Tensor:
     """``N(0, std²)`` drawn on the generator's device, then moved to ``device``."""
     gen_device = generator.device if generator is not None else "cpu"
-    return (torch.randn(shape, generator=generator, dtype=dtype, device=gen_device) * std).to(device)
+    return (torch.randn(shape, generator=generator, dtype=dtype, device=gen_device) * std).to(
+        device
+    )
 
 
 def fan_in_bound(fan_in: int) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -49,7 +51,7 @@ class GaLULayer(nn.Module):
             "gate_features", in_features if gate_features is None else gate_features
         )
         self.gate = gate if gate is not None else Gate()
-        kw = dict(generator=generator, dtype=dtype, device=device)
+        kw: dict[str, Any] = dict(generator=generator, dtype=dtype, device=device)
         bound = fan_in_bound(in_features)
         self.weight = nn.Parameter(sample_uniform((out_features, in_features), bound, **kw))
         self.bias = nn.Parameter(sample_uniform((out_features,), bound, **kw)) if bias else None

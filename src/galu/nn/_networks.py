@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -65,7 +65,7 @@ class ShallowGaLU(nn.Module):
         self.hidden_features = check_positive_int("hidden_features", hidden_features)
         self.out_features = check_positive_int("out_features", out_features)
         self.gate = gate if gate is not None else Gate()
-        kw = dict(generator=generator, dtype=dtype, device=device)
+        kw: dict[str, Any] = dict(generator=generator, dtype=dtype, device=device)
         # Gates are drawn first so that, for a given generator state, the gates do not depend
         # on the number of outputs.
         self.register_buffer(
@@ -143,7 +143,7 @@ class DeepGaLU(nn.Module):
         self.out_features = check_positive_int("out_features", out_features)
         self.hidden_features = _hidden_sizes(hidden_features)
         self.gated_by = gated_by
-        kw = dict(generator=generator, dtype=dtype, device=device)
+        kw: dict[str, Any] = dict(generator=generator, dtype=dtype, device=device)
         layers = []
         fan_in = in_features
         for width in self.hidden_features:
@@ -178,8 +178,15 @@ class GaLU0(DeepGaLU):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__(
-            in_features, hidden_features, out_features, gated_by="input", bias=bias, gate=gate,
-            generator=generator, dtype=dtype, device=device,
+            in_features,
+            hidden_features,
+            out_features,
+            gated_by="input",
+            bias=bias,
+            gate=gate,
+            generator=generator,
+            dtype=dtype,
+            device=device,
         )
 
 
@@ -205,7 +212,7 @@ class ReLUNet(nn.Module):
         self.in_features = check_positive_int("in_features", in_features)
         self.out_features = check_positive_int("out_features", out_features)
         self.hidden_features = _hidden_sizes(hidden_features)
-        kw = dict(generator=generator, dtype=dtype, device=device)
+        kw: dict[str, Any] = dict(generator=generator, dtype=dtype, device=device)
         layers = []
         fan_in = in_features
         for width in self.hidden_features:

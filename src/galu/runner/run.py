@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from galu.experiments.config import parse_overrides, resolve
 from galu.experiments.base import Experiment, get_experiment
+from galu.experiments.config import parse_overrides, resolve
 from galu.runner.rundir import RunDir, point_id
 
 
@@ -50,7 +50,9 @@ def run_experiment(
     every finished point are kept and ``results.csv`` is written before returning.
     """
     cls = get_experiment(name)
-    over = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides or {})
+    over: dict[str, Any] = (
+        parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides or {})
+    )
     if seed is not None:
         over["seed"] = seed
     config = resolve(cls.Config, cls.presets, preset, over)
@@ -80,10 +82,10 @@ def run_experiment(
             seconds = (time.perf_counter() - t0) / len(todo)
             for s in todo:
                 rundir.write_point(params, s, rows_by_seed[s], seconds)
+                done += 1
+                bar.advance(1)
                 if on_point is not None:
                     on_point(params, s)
-            done += len(todo)
-            bar.advance(len(todo))
             if time.monotonic() - last_write > 5.0:
                 rundir.write_results()
                 last_write = time.monotonic()
@@ -124,13 +126,21 @@ class _Bar:
         if not enabled:
             return
         from rich.progress import (
-            BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
             TimeRemainingColumn,
         )
 
         self._p = Progress(
-            TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            TextColumn(f"[bold]{name}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
             TextColumn("{task.description}"),
         )
         self._task = self._p.add_task("", total=total, completed=done)

@@ -63,9 +63,14 @@ class GaLURegressor(RegressorMixin, BaseEstimator):
 
     def fit(self, X, y):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
-        if isinstance(self.n_neurons, bool) or not isinstance(self.n_neurons, int | np.integer) \
-                or self.n_neurons < 1:
-            raise ValueError(f"`n_neurons` (={self.n_neurons!r}) must be a positive integer (k >= 1).")
+        if (
+            isinstance(self.n_neurons, bool)
+            or not isinstance(self.n_neurons, int | np.integer)
+            or self.n_neurons < 1
+        ):
+            raise ValueError(
+                f"`n_neurons` (={self.n_neurons!r}) must be a positive integer (k >= 1)."
+            )
         if self.solver not in SOLVERS:
             raise ValueError(f"`solver` (={self.solver!r}) must be one of {SOLVERS}.")
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
@@ -74,10 +79,18 @@ class GaLURegressor(RegressorMixin, BaseEstimator):
         U = sample_gate_vectors(int(self.n_neurons), X.shape[1], generator=generator)
         y_arr = np.asarray(y, dtype=np.float64)
         if self.hill_climb_steps:
-            fit = hill_climb(X, y_arr, U, steps=int(self.hill_climb_steps), generator=generator,
-                             gate=gate, ridge=self.ridge, solver=self.solver).fit
+            fit = hill_climb(
+                X,
+                y_arr,
+                U,
+                steps=int(self.hill_climb_steps),
+                generator=generator,
+                gate=gate,
+                ridge=self.ridge,
+                solver=self.solver,  # type: ignore[arg-type]
+            ).fit
         else:
-            fit = fit_galu(X, y_arr, U, gate=gate, ridge=self.ridge, solver=self.solver)
+            fit = fit_galu(X, y_arr, U, gate=gate, ridge=self.ridge, solver=self.solver)  # type: ignore[arg-type]
         self.fit_ = fit
         self.coef_ = fit.weight.cpu().numpy()
         self.gate_vectors_ = fit.gate_vectors.cpu().numpy()

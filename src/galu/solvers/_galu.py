@@ -104,20 +104,32 @@ class GaLUFit:
 # --------------------------------------------------------------------------- validation
 
 
-def _as_tensor(name: str, value: Any, dtype: torch.dtype, device: torch.device | None):
+def _as_tensor(
+    name: str, value: Any, dtype: torch.dtype, device: torch.device | str | None
+) -> torch.Tensor:
     if isinstance(value, np.ndarray) and not value.flags.writeable:
         value = value.copy()  # torch cannot wrap read-only memory (e.g. a memory-mapped file)
     try:
         t = torch.as_tensor(value, dtype=dtype, device=device)
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise TypeError(f"`{name}` must be an array of numbers; got {type(value).__name__}.") from exc
+        raise TypeError(
+            f"`{name}` must be an array of numbers; got {type(value).__name__}."
+        ) from exc
     if not torch.isfinite(t).all():
         bad = int((~torch.isfinite(t)).sum())
         raise ValueError(f"`{name}` contains {bad} NaN or infinite value(s); clean the data first.")
     return t
 
 
-def _validate(X, y, gate_vectors, ridge, solver, dtype, device):
+def _validate(
+    X: Any,
+    y: Any,
+    gate_vectors: Any,
+    ridge: float,
+    solver: str,
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if solver not in SOLVERS:
         raise ValueError(f"`solver` (={solver!r}) must be one of {SOLVERS}.")
     if isinstance(ridge, bool) or not isinstance(ridge, int | float) or not math.isfinite(ridge):
@@ -154,10 +166,15 @@ def _validate(X, y, gate_vectors, ridge, solver, dtype, device):
 
 
 def choose_solver(
-    m: int, k: int, d: int, *, dtype: torch.dtype, device: torch.device,
+    m: int,
+    k: int,
+    d: int,
+    *,
+    dtype: torch.dtype,
+    device: torch.device,
     memory_limit: int | None = None,
 ) -> str:
-    """The cheaper (in flops) of ``primal`` and ``dual`` whose matrices fit in memory, else ``lsqr``.
+    """The cheaper (in flops) of ``primal`` and ``dual`` that fits in memory, else ``lsqr``.
 
     Memory counts the square system and its factor; the budget is ``memory_limit`` bytes or half
     the device's free memory.
@@ -252,7 +269,7 @@ def _solve_lsqr(X, G, Y, ridge, tol, max_iter):
 
 
 def _fit_gated(X, G, Y, ridge, solver, tol, max_iter, gram=None):
-    """Weights ``(o, k, d)`` for a fixed gate matrix ``G`` ``(m, k)`` and targets ``Y`` ``(m, o)``."""
+    """Weights ``(o, k, d)`` for fixed gates ``G`` ``(m, k)`` and targets ``Y`` ``(m, o)``."""
     if solver == "primal":
         return _solve_primal(X, G, Y, ridge), None, True
     if solver == "dual":
@@ -299,20 +316,21 @@ def fit_galu(
     Returns:
         A :class:`GaLUFit`.
     """
-    X, y, U = _validate(X, y, gate_vectors, ridge, solver, dtype, device)
+    Xt, yt, U = _validate(X, y, gate_vectors, ridge, solver, dtype, device)
     gate = gate if gate is not None else Gate()
-    Y = y[:, None] if y.ndim == 1 else y  # (m, o)
-    m, d = X.shape
+    Y = yt[:, None] if yt.ndim == 1 else yt  # (m, o)
+    m, d = Xt.shape
     k = U.shape[0]
-    if solver == "auto":
-        solver = choose_solver(m, k, d, dtype=dtype, device=X.device, memory_limit=memory_limit)
+    path: str = solver
+    if path == "auto":
+        path = choose_solver(m, k, d, dtype=dtype, device=Xt.device, memory_limit=memory_limit)
     if max_iter is None:
         max_iter = max(200, 4 * min(m, k * d))
-    G = ops.gate_matrix(X, U, gate)  # (m, k)
-    W, n_iter, converged = _fit_gated(X, G, Y, float(ridge), solver, tol, max_iter)
-    mse = _mse(X, G, W, Y)
-    weight = W[0] if y.ndim == 1 else W
-    return GaLUFit(weight, U, gate, float(ridge), solver, mse, n_iter, converged)
+    G = ops.gate_matrix(Xt, U, gate)  # (m, k)
+    W, n_iter, converged = _fit_gated(Xt, G, Y, float(ridge), path, tol, max_iter)
+    mse = _mse(Xt, G, W, Y)
+    weight = W[0] if yt.ndim == 1 else W
+    return GaLUFit(weight, U, gate, float(ridge), path, mse, n_iter, converged)
 
 
 @dataclass(frozen=True)
@@ -353,8 +371,17 @@ def hill_climb(
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"`steps` (={steps!r}) must be an integer >= 0.")
-    fit = fit_galu(X, y, gate_vectors, gate=gate, ridge=ridge, solver=solver, dtype=dtype,
-                   tol=tol, max_iter=max_iter)
+    fit = fit_galu(
+        X,
+        y,
+        gate_vectors,
+        gate=gate,
+        ridge=ridge,
+        solver=solver,
+        dtype=dtype,
+        tol=tol,
+        max_iter=max_iter,
+    )
     X_, y_, U = _validate(X, y, fit.gate_vectors, ridge, fit.solver, dtype, None)
     Y = y_[:, None] if y_.ndim == 1 else y_
     m, d = X_.shape

@@ -8,7 +8,7 @@ import torch
 
 
 def available_bytes(device: torch.device) -> int:
-    """Free memory on ``device``: ``MemAvailable`` for the CPU, the CUDA allocator's view for GPUs."""
+    """Free bytes on ``device``: ``MemAvailable`` for the CPU, the CUDA driver's view for GPUs."""
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)

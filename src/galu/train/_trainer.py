@@ -155,7 +155,11 @@ def train_ensemble(
                     continue
                 histories[e].append((step, value))
                 if target_loss is not None and value <= target_loss:
-                    snapshot[e] = ({k: v[e].detach().clone() for k, v in params.items()}, step, value)
+                    snapshot[e] = (
+                        {k: v[e].detach().clone() for k, v in params.items()},
+                        step,
+                        value,
+                    )
             if bar is not None:
                 bar.update(min(losses), step)
             if len(snapshot) == E:
@@ -197,8 +201,17 @@ def train(
     """Train one network on squared loss (see :func:`train_ensemble`); ``y`` may be ``(m,)``."""
     Y = y[:, None] if y.ndim == 1 else y
     return train_ensemble(
-        [model], X, Y, seeds=[seed], steps=steps, optimizer=optimizer, lr=lr,
-        batch_size=batch_size, target_loss=target_loss, eval_every=eval_every, progress=progress,
+        [model],
+        X,
+        Y,
+        seeds=[seed],
+        steps=steps,
+        optimizer=optimizer,
+        lr=lr,
+        batch_size=batch_size,
+        target_loss=target_loss,
+        eval_every=eval_every,
+        progress=progress,
     )[0]
 
 
@@ -214,8 +227,11 @@ class _progress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._p = Progress(
-            TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-            TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),
+            TextColumn("training"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeRemainingColumn(),
         )
         self._task = self._p.add_task("train", total=total, loss="–")
         self._p.start()
