@@ -27,7 +27,7 @@ from galu.data import random_regression
 from galu.experiments.base import Experiment, Row, register
 from galu.experiments.config import BaseConfig
 from galu.nn import ReLUNet, ShallowGaLU
-from galu.seeding import generator
+from galu.seeding import derive_seed, generator
 from galu.solvers import fit_galu, hill_climb, sample_gate_vectors
 from galu.train import train_ensemble
 
@@ -174,7 +174,7 @@ class Memorization(Experiment):
             nets,
             X,
             Y,
-            seeds=[int(generator(s, "batches", model, m, k, d).initial_seed()) for s in seeds],
+            seeds=[derive_seed(s, "batches", model, m, k, d) for s in seeds],
             steps=c.steps,
             lr=c.lr,
             batch_size=c.batch_size,

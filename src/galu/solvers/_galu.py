@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -69,7 +69,6 @@ class GaLUFit:
     train_mse: float
     n_iter: int | None = None
     converged: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def weight_norm(self) -> float:

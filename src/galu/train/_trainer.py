@@ -41,10 +41,8 @@ class TrainResult:
 
 
 def _check_positive(name: str, value: object, kind: type = int) -> None:
-    ok = isinstance(value, kind) and not isinstance(value, bool) and value > 0  # type: ignore[operator]
-    if kind is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
-    if not ok:
+    allowed: tuple[type, ...] = (int,) if kind is int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, allowed) or not value > 0:  # type: ignore[operator]
         raise ValueError(f"`{name}` (={value!r}) must be a positive {kind.__name__}.")
 
 
