@@ -35,7 +35,9 @@ def test_unknown_key_names_it_and_suggests():
         ({"models": "relu,mlp"}, r"`models\[1\]` must be one of \('relu', 'galu', 'galu-exact'"),
         ({"k": "0,2"}, r"`k` \(=\(0, 2\)\) must list integers >= 1"),
         ({"repeats": "0"}, r"`repeats` \(=0\) must be >= 1"),
-        ({"ridge": "-1"}, r"`ridge` \(=-1.0\) must be >= 0"),
+        ({"ridge": "-1"}, r"`ridge` \(=-1.0\) must be a finite number >= 0"),
+        ({"ridge": "inf"}, r"`ridge` \(=inf\) must be a finite number >= 0"),
+        ({"max_ratio": "0.01"}, r"the grid is empty: no \(m, d, k\) has k·d <= max_ratio·m"),
     ],
 )
 def test_bad_values_are_clear(overrides, message):

@@ -130,3 +130,18 @@ def test_plot_run_redraws_from_points(tmp_path):
     assert figures[0].exists()
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "r" / "results.csv"), res.table)
     assert summary is not None and "1 - kd/m" in summary.columns
+
+
+def test_a_damaged_point_file_is_moved_aside_and_redone(tmp_path):
+    first = _run(tmp_path / "r")
+    victim = sorted((tmp_path / "r" / "points").glob("*.json"))[0]
+    victim.write_text('{"id": "trunc')  # damaged outside galu
+    with pytest.warns(RuntimeWarning, match=r"is damaged .* moved to .*\.json\.corrupt"):
+        again = _run(tmp_path / "r")
+    assert (victim.parent / (victim.name + ".corrupt")).exists()
+    pd.testing.assert_frame_equal(again.table, first.table)
+
+
+def test_repeated_grid_values_run_once(tmp_path):
+    res = _run(tmp_path / "r", overrides=["k=2,2", "repeats=1", "steps=5", "models=galu-exact"])
+    assert res.total == res.done == 1

@@ -59,3 +59,9 @@ def test_sample_gate_vectors_law():
 def test_bad_n_neurons(n):
     with pytest.raises(ValueError, match=r"`n_neurons` \(=.*\) must be a positive integer"):
         GaLURegressor(n_neurons=n).fit(np.ones((5, 2)), np.ones(5))
+
+
+@pytest.mark.parametrize("steps", [-1, 2.7])
+def test_bad_hill_climb_steps(steps):
+    with pytest.raises(ValueError, match=r"`hill_climb_steps` \(=.*\) must be an integer >= 0"):
+        GaLURegressor(hill_climb_steps=steps).fit(np.ones((5, 2)), np.ones(5))

@@ -11,6 +11,7 @@ import torch
 from galu import Gate
 from galu.solvers import (
     ConvergenceWarning,
+    RankWarning,
     choose_solver,
     fit_galu,
     hill_climb,
@@ -111,7 +112,7 @@ def test_minimum_norm_solution_is_orthogonal_to_the_null_space():
 
 
 def test_ridge_shrinks_the_weight_norm_monotonically():
-    X, y, U = _problem(m=60, d=6, k=10)
+    X, y, U = _problem(m=60, d=6, k=12)
     norms = [fit_galu(X, y, U, ridge=lam).weight_norm for lam in (0.0, 0.01, 0.1, 1.0, 10.0)]
     assert all(a > b for a, b in itertools.pairwise(norms))
 
@@ -160,7 +161,8 @@ def test_hill_climbing_never_increases_the_loss_and_is_seeded():
     res = hill_climb(X, y, U, steps=30, generator=torch.Generator().manual_seed(3))
     assert res.history[0] <= base
     assert all(b <= a for a, b in zip(res.history, res.history[1:], strict=False))
-    assert res.fit.train_mse == res.history[-1] < base
+    assert res.fit.train_mse == pytest.approx(res.history[-1], rel=1e-9)
+    assert res.fit.train_mse < base
     # The reported fit is an exact fit of its own (accepted) gates.
     refit = fit_galu(X, y, res.fit.gate_vectors)
     assert math.isclose(refit.train_mse, res.fit.train_mse, rel_tol=1e-9)
@@ -179,6 +181,7 @@ def test_hill_climbing_never_increases_the_loss_and_is_seeded():
         (dict(U=np.zeros((0, 3))), r"at least one gate vector \(k >= 1\); got k = 0"),
         (dict(U=np.zeros((4, 2))), r"`gate_vectors` must be \(k, d\) with d = X.shape\[1\] \(=3\)"),
         (dict(ridge=-1.0), r"`ridge` \(=-1.0\) must be >= 0"),
+        (dict(X=np.ones((10, 0)), U=np.ones((4, 0))), r"at least one sample and one feature"),
         (dict(ridge=float("nan")), r"`ridge` \(=nan\) must be a finite number"),
         (dict(solver="cholesky"), r"`solver` \(='cholesky'\) must be one of \('auto', 'primal'"),
     ],
@@ -195,3 +198,54 @@ def test_no_warnings_on_a_healthy_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit_galu(X, y, U, solver="lsqr")
+
+
+def test_numpy_scalar_ridge_and_iteration_arguments():
+    X, y, U = _problem(m=40, d=3, k=4)
+    a = fit_galu(X, y, U, ridge=np.float32(0.5), solver="primal")
+    b = fit_galu(X, y, U, ridge=0.5, solver="primal")
+    assert torch.equal(a.weight, b.weight)
+    assert fit_galu(X, y, U, ridge=np.int64(0)).ridge == 0.0
+    with pytest.raises(ValueError, match=r"`max_iter` \(=0\) must be a positive integer"):
+        fit_galu(X, y, U, solver="lsqr", max_iter=0)
+    with pytest.raises(ValueError, match=r"`tol` \(=-1\) must be a positive number"):
+        fit_galu(X, y, U, solver="lsqr", tol=-1)
+
+
+def test_squared_systems_warn_when_they_lose_rank_that_svd_keeps():
+    # Feature scales 1000× apart (gates unchanged): cond(Ψ) ≈ 1e7 at kd = m, so the squared
+    # systems drop directions of Ψ. They must say so; the SVD path still interpolates.
+    X, y, U = _problem(m=256, d=16, k=16, seed=0)
+    X[:, 0] *= 1000
+    U[:, 0] /= 1000
+    assert fit_galu(X, y, U, solver="svd").train_mse < 1e-15
+    for solver in ("primal", "dual"):
+        with pytest.warns(
+            RankWarning,
+            match=rf"solver='{solver}' kept numerical rank \d+, but Ψ "
+            r"can have rank up to 256",
+        ):
+            fit_galu(X, y, U, solver=solver)
+
+
+def test_genuine_rank_deficiency_does_not_warn():
+    # Duplicate and never-open gates reduce rank(Ψ) for real: nothing is lost, nothing to say.
+    X, y, U = _problem(m=30, d=3, k=6)
+    U[1] = U[0]
+    U[2] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for solver in ("primal", "dual"):
+            fit = fit_galu(X, y, U, gate=Gate(at_zero=0.0), solver=solver)
+            ref = fit_galu(X, y, U, gate=Gate(at_zero=0.0), solver="svd")
+            assert max_rel_diff(fit.weight, ref.weight) < DIRECT_RTOL
+
+
+def test_to_module_and_hill_climb_leave_the_global_rng_alone():
+    X, y, U = _problem(m=40, d=3, k=4)
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    fit_galu(X, y, U).to_module()
+    hill_climb(X, y, U, steps=3, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(torch.rand(3), expected)

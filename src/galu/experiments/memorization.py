@@ -16,6 +16,7 @@ ReLU networks adapt their gates during training and end below that line.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -66,10 +67,15 @@ class MemorizationConfig(BaseConfig):
             raise ValueError(f"`hill_climb_steps` (={self.hill_climb_steps!r}) must be >= 0.")
         if not self.lr > 0:
             raise ValueError(f"`lr` (={self.lr!r}) must be > 0.")
-        if self.ridge < 0:
-            raise ValueError(f"`ridge` (={self.ridge!r}) must be >= 0.")
+        if not (math.isfinite(self.ridge) and self.ridge >= 0):
+            raise ValueError(f"`ridge` (={self.ridge!r}) must be a finite number >= 0.")
         if not self.max_ratio > 0:
             raise ValueError(f"`max_ratio` (={self.max_ratio!r}) must be > 0.")
+        if not any(k * d <= self.max_ratio * m for m in self.m for d in self.d for k in self.k):
+            raise ValueError(
+                f"the grid is empty: no (m, d, k) has k·d <= max_ratio·m (={self.max_ratio!r}·m);"
+                " lower `k` or `d`, or raise `max_ratio`."
+            )
 
 
 PRESETS: dict[str, dict[str, Any]] = {

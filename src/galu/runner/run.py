@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ def run_experiment(
     rundir = RunDir(out if out is not None else default_out(name))
     resumed = rundir.start(name, preset, config.to_dict())
 
-    points = exp.points()
+    points = _unique(exp.points())
     seeds = config.seeds()
     done_ids = rundir.done_ids()
     pending: list[tuple[dict[str, Any], list[int]]] = []
@@ -116,6 +117,18 @@ def plot_run(path: Path | str) -> tuple[list[Path], pd.DataFrame | None]:
         return [], None
     rundir.fig_dir.mkdir(parents=True, exist_ok=True)
     return exp.plot(table, rundir.fig_dir), exp.summarize(table)
+
+
+def _unique(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop repeated points (e.g. ``--set k=2,2``), keeping the first occurrence's order."""
+    seen: set[str] = set()
+    out = []
+    for params in points:
+        key = json.dumps(params, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(params)
+    return out
 
 
 class _Bar:

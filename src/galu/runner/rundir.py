@@ -23,6 +23,7 @@ import platform
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -144,9 +145,7 @@ class RunDir:
 
     # ---------------------------------------------------------------- points
     def done_ids(self) -> set[str]:
-        if not self.points_dir.exists():
-            return set()
-        return {p.stem for p in self.points_dir.glob("*.json")}
+        return {rec["id"] for rec in self.read_points()}
 
     def write_point(
         self, params: dict[str, Any], seed: int, rows: list[dict[str, Any]], seconds: float
@@ -158,9 +157,28 @@ class RunDir:
             fh.write(f"{time.strftime('%H:%M:%S')} {pid} seed={seed} {params} {seconds:.2f}s\n")
 
     def read_points(self) -> list[dict[str, Any]]:
+        """Every finished point. A file that does not parse (damaged outside galu: writes are
+        atomic) is moved aside to ``<id>.json.corrupt`` with a warning, so its point is redone."""
         if not self.points_dir.exists():
             return []
-        return [json.loads(p.read_text()) for p in sorted(self.points_dir.glob("*.json"))]
+        records = []
+        for path in sorted(self.points_dir.glob("*.json")):
+            try:
+                rec = json.loads(path.read_text())
+                if rec.get("id") != path.stem or not isinstance(rec.get("rows"), list):
+                    raise ValueError("not a galu point record")
+            except (ValueError, OSError) as exc:
+                aside = path.with_name(path.name + ".corrupt")
+                os.replace(path, aside)
+                warnings.warn(
+                    f"{path} is damaged ({exc}); moved to {aside.name}, its point will "
+                    "be run again.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                continue
+            records.append(rec)
+        return records
 
     # ---------------------------------------------------------------- results
     def table_from_points(self) -> pd.DataFrame:
@@ -182,4 +200,7 @@ class RunDir:
     def read_results(self) -> pd.DataFrame:
         if not self.results_path.exists():
             return self.write_results()
-        return pd.read_csv(self.results_path)
+        try:
+            return pd.read_csv(self.results_path)
+        except pd.errors.EmptyDataError:  # no point finished yet
+            return pd.DataFrame()

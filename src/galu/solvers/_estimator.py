@@ -71,6 +71,9 @@ class GaLURegressor(RegressorMixin, BaseEstimator):
             raise ValueError(
                 f"`n_neurons` (={self.n_neurons!r}) must be a positive integer (k >= 1)."
             )
+        steps = self.hill_climb_steps
+        if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 0:
+            raise ValueError(f"`hill_climb_steps` (={steps!r}) must be an integer >= 0.")
         if self.solver not in SOLVERS:
             raise ValueError(f"`solver` (={self.solver!r}) must be one of {SOLVERS}.")
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))

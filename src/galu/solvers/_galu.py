@@ -23,6 +23,7 @@ matrix-free path when neither fits.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -44,6 +45,10 @@ _ROW_BLOCK_BYTES = 64 * 2**20
 
 class ConvergenceWarning(UserWarning):
     """An iterative solver stopped at ``max_iter`` before reaching ``tol``."""
+
+
+class RankWarning(UserWarning):
+    """A squared (normal-equation or kernel) system dropped directions that Ψ itself resolves."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,10 @@ class GaLUFit:
 
         w3 = self.weight if self.weight.ndim == 3 else self.weight[None]
         o, k, d = w3.shape
-        module = ShallowGaLU(d, k, o, gate=self.gate, dtype=w3.dtype, device=w3.device)
+        # A throwaway generator: the weights are overwritten, the global RNG stays untouched.
+        module = ShallowGaLU(
+            d, k, o, gate=self.gate, generator=torch.Generator(), dtype=w3.dtype, device=w3.device
+        )
         with torch.no_grad():
             module.weight.copy_(w3)
             module.gate_vectors.copy_(self.gate_vectors)
@@ -131,7 +139,7 @@ def _validate(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if solver not in SOLVERS:
         raise ValueError(f"`solver` (={solver!r}) must be one of {SOLVERS}.")
-    if isinstance(ridge, bool) or not isinstance(ridge, int | float) or not math.isfinite(ridge):
+    if isinstance(ridge, bool) or not isinstance(ridge, numbers.Real) or not math.isfinite(ridge):
         raise ValueError(f"`ridge` (={ridge!r}) must be a finite number >= 0.")
     if ridge < 0:
         raise ValueError(f"`ridge` (={ridge!r}) must be >= 0 (0 gives the minimum-norm fit).")
@@ -149,8 +157,10 @@ def _validate(
             f"`X` and `y` must have the same number of samples; got X {tuple(X.shape)} "
             f"and y {tuple(y.shape)}."
         )
-    if X.shape[0] < 1:
-        raise ValueError("`X` has no samples (m = 0).")
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(
+            f"`X` needs at least one sample and one feature; got shape {tuple(X.shape)}."
+        )
     if U.ndim != 2 or U.shape[1] != X.shape[1]:
         raise ValueError(
             f"`gate_vectors` must be (k, d) with d = X.shape[1] (={X.shape[1]}); "
@@ -175,15 +185,16 @@ def choose_solver(
 ) -> str:
     """The cheaper (in flops) of ``primal`` and ``dual`` that fits in memory, else ``lsqr``.
 
-    Memory counts the square system and its factor; the budget is ``memory_limit`` bytes or half
-    the device's free memory.
+    Memory counts the square system, its factor or eigenvectors and the temporaries that build
+    it (measured peak ≈ 4 n² elements for an n × n system); the budget is ``memory_limit`` bytes
+    or half the device's free memory.
     """
     item = torch.empty((), dtype=dtype).element_size()
     budget = memory_limit if memory_limit is not None else available_bytes(device) // 2
     n = k * d
     candidates = {
-        "primal": (2 * n * n * item, m * n * n + n**3 / 3),
-        "dual": (2 * m * m * item + m * k * item, m * m * (d + k) + m**3 / 3),
+        "primal": (4 * n * n * item, m * n * n + n**3 / 3),
+        "dual": (4 * m * m * item + m * k * item, m * m * (d + k) + m**3 / 3),
     }
     fitting = {name: cost for name, (mem, cost) in candidates.items() if mem <= budget}
     if not fitting:
@@ -191,27 +202,56 @@ def choose_solver(
     return min(fitting, key=lambda name: fitting[name])
 
 
-def _pinv_solve_psd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Minimum-norm solution of ``a x = b`` for symmetric PSD ``a`` (eigenvalues below
-    ``n·eps·λ_max`` are treated as zero)."""
+def _pinv_solve_psd(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Minimum-norm solution of ``a x = b`` for symmetric PSD ``a`` and the numerical rank used
+    (eigenvalues below ``n·eps·λ_max`` are treated as zero)."""
     evals, evecs = torch.linalg.eigh(a)
     cutoff = evals.abs().max() * a.shape[0] * torch.finfo(a.dtype).eps
-    inv = torch.where(evals > cutoff, 1.0 / torch.where(evals > cutoff, evals, 1.0), 0.0)
-    return evecs @ (inv[:, None] * (evecs.T @ b))
+    keep = evals > cutoff
+    inv = torch.where(keep, 1.0 / torch.where(keep, evals, 1.0), 0.0)
+    return evecs @ (inv[:, None] * (evecs.T @ b)), int(keep.sum())
 
 
-def _spd_solve(a: torch.Tensor, b: torch.Tensor, ridge: float) -> torch.Tensor:
+def _spd_solve(a: torch.Tensor, b: torch.Tensor, ridge: float) -> tuple[torch.Tensor, int | None]:
+    """Solve ``(a + ridge·I) x = b``; the rank is ``None`` when Cholesky succeeded (full rank)."""
     if ridge > 0:
-        a = a + ridge * torch.eye(a.shape[0], dtype=a.dtype, device=a.device)
+        a = a.clone()
+        a.diagonal().add_(ridge)
         factor, info = torch.linalg.cholesky_ex(a)
         if int(info) == 0:
-            return torch.cholesky_solve(b, factor)
+            return torch.cholesky_solve(b, factor), None
         warnings.warn(
             "Cholesky failed on the regularised system; falling back to an eigendecomposition.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return _pinv_solve_psd(a, b)
+
+
+def _rank_bound(X: torch.Tensor, G: torch.Tensor) -> int:
+    """An upper bound on ``rank(Ψ)`` that is attained for data in general position:
+    ``min(m, Σ_i min(rank X, #samples gate i opens))`` over distinct, non-zero gate columns."""
+    cols = torch.unique(G.T, dim=0)  # (k', m): duplicate gates add no rank
+    open_counts = (cols != 0).sum(dim=1)
+    rank_x = int(torch.linalg.matrix_rank(X))
+    return min(X.shape[0], int(open_counts.clamp(max=rank_x).sum()))
+
+
+def _rank_loss(solver: str, rank: int | None, X: torch.Tensor, G: torch.Tensor) -> str | None:
+    """A message if the squared system kept fewer directions than Ψ has, else ``None``."""
+    if rank is None:
+        return None
+    bound = _rank_bound(X, G)
+    if rank >= bound:
+        return None
+    n = max(X.shape[0], G.shape[1] * X.shape[1])
+    lost = math.sqrt(n * torch.finfo(X.dtype).eps)
+    return (
+        f"solver={solver!r} kept numerical rank {rank}, but Ψ can have rank up to {bound}: its "
+        f"squared system drops singular values below ~{lost:.0e}·σ_max, so this is not the exact "
+        "minimum-norm fit. Use solver='auto' or 'svd' (or 'lsqr'), standardise the columns of X, "
+        "or set ridge > 0."
+    )
 
 
 def _solve_primal(X, G, Y, ridge):
@@ -225,14 +265,14 @@ def _solve_primal(X, G, Y, ridge):
         psi = ops.lift(X[start : start + block], G[start : start + block])  # (b, kd)
         A.addmm_(psi.T, psi)
         B.addmm_(psi.T, Y[start : start + block])
-    w = _spd_solve(A, B, ridge)  # (kd, o)
-    return w.T.reshape(-1, k, d)
+    w, rank = _spd_solve(A, B, ridge)  # (kd, o)
+    return w.T.reshape(-1, k, d), _rank_loss("primal", rank, X, G)
 
 
 def _solve_dual(X, G, Y, ridge, gram=None):
-    K = (X @ X.T if gram is None else gram) * (G @ G.T)  # (m, m) = ops.galu_kernel
-    alpha = _spd_solve(K, Y, ridge)  # (m, o)
-    return ops.lifted_rmatvec(X, G, alpha)  # (o, k, d)
+    K = (X @ X.T if gram is None else gram.clone()).mul_(G @ G.T)  # (m, m) = ops.galu_kernel
+    alpha, rank = _spd_solve(K, Y, ridge)  # (m, o)
+    return ops.lifted_rmatvec(X, G, alpha), _rank_loss("dual", rank, X, G)  # (o, k, d)
 
 
 def _solve_svd(X, G, Y, ridge):
@@ -267,15 +307,25 @@ def _solve_lsqr(X, G, Y, ridge, tol, max_iter):
     return res.x, res.n_iter, res.converged
 
 
-def _fit_gated(X, G, Y, ridge, solver, tol, max_iter, gram=None):
+@dataclass(frozen=True)
+class _Solved:
+    weight: torch.Tensor  # (o, k, d)
+    n_iter: int | None = None
+    converged: bool = True
+    rank_loss: str | None = None  # set when a squared system dropped directions of Ψ
+
+
+def _fit_gated(X, G, Y, ridge, solver, tol, max_iter, gram=None) -> _Solved:
     """Weights ``(o, k, d)`` for fixed gates ``G`` ``(m, k)`` and targets ``Y`` ``(m, o)``."""
     if solver == "primal":
-        return _solve_primal(X, G, Y, ridge), None, True
+        W, loss = _solve_primal(X, G, Y, ridge)
+        return _Solved(W, rank_loss=loss)
     if solver == "dual":
-        return _solve_dual(X, G, Y, ridge, gram), None, True
+        W, loss = _solve_dual(X, G, Y, ridge, gram)
+        return _Solved(W, rank_loss=loss)
     if solver == "svd":
-        return _solve_svd(X, G, Y, ridge), None, True
-    return _solve_lsqr(X, G, Y, ridge, tol, max_iter)
+        return _Solved(_solve_svd(X, G, Y, ridge))
+    return _Solved(*_solve_lsqr(X, G, Y, ridge, tol, max_iter))
 
 
 def _mse(X, G, W, Y) -> float:
@@ -325,11 +375,26 @@ def fit_galu(
         path = choose_solver(m, k, d, dtype=dtype, device=Xt.device, memory_limit=memory_limit)
     if max_iter is None:
         max_iter = max(200, 4 * min(m, k * d))
+    elif isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"`max_iter` (={max_iter!r}) must be a positive integer.")
+    if not (isinstance(tol, numbers.Real) and tol > 0):
+        raise ValueError(f"`tol` (={tol!r}) must be a positive number.")
     G = ops.gate_matrix(Xt, U, gate)  # (m, k)
-    W, n_iter, converged = _fit_gated(Xt, G, Y, float(ridge), path, tol, max_iter)
+    res = _fit_gated(Xt, G, Y, float(ridge), path, tol, max_iter)
+    if res.rank_loss is not None:
+        if solver == "auto":
+            # Near the interpolation threshold (kd ≈ m) cond(Ψ) can exceed 1/√eps, and squaring
+            # loses directions: refit on Ψ itself. `GaLUFit.solver` records the path that ran.
+            item = Xt.element_size()
+            fits = 3 * m * k * d * item <= (memory_limit or available_bytes(Xt.device) // 2)
+            path = "svd" if fits else "lsqr"
+            res = _fit_gated(Xt, G, Y, float(ridge), path, tol, max_iter)
+        else:
+            warnings.warn(res.rank_loss, RankWarning, stacklevel=2)
+    W = res.weight
     mse = _mse(Xt, G, W, Y)
     weight = W[0] if yt.ndim == 1 else W
-    return GaLUFit(weight, U, gate, float(ridge), path, mse, n_iter, converged)
+    return GaLUFit(weight, U, gate, float(ridge), path, mse, res.n_iter, res.converged)
 
 
 @dataclass(frozen=True)
@@ -355,7 +420,7 @@ def hill_climb(
     gate_vectors: torch.Tensor | np.ndarray,
     *,
     steps: int = 512,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator,
     gate: Gate | None = None,
     ridge: float = 0.0,
     solver: Solver = "auto",
@@ -370,39 +435,38 @@ def hill_climb(
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"`steps` (={steps!r}) must be an integer >= 0.")
-    fit = fit_galu(
-        X,
-        y,
-        gate_vectors,
-        gate=gate,
-        ridge=ridge,
-        solver=solver,
-        dtype=dtype,
-        tol=tol,
-        max_iter=max_iter,
+    exact: dict[str, Any] = dict(
+        gate=gate, ridge=ridge, solver=solver, dtype=dtype, tol=tol, max_iter=max_iter
     )
-    X_, y_, U = _validate(X, y, fit.gate_vectors, ridge, fit.solver, dtype, None)
+    fit = fit_galu(X, y, gate_vectors, **exact)  # validates every argument once
+    X_, y_, U = _validate(X, y, fit.gate_vectors, ridge, solver, dtype, None)
     Y = y_[:, None] if y_.ndim == 1 else y_
     m, d = X_.shape
     k = U.shape[0]
     iters = max_iter if max_iter is not None else max(200, 4 * min(m, k * d))
-    gram = X_ @ X_.T if fit.solver == "dual" else None  # reused by every dual refit
+    # Proposals are scored with one fast path throughout, even where a squared system loses a
+    # direction of Ψ (kd ≈ m): what matters is the comparison between gates. The returned fit
+    # is exact (fit_galu on the final gates).
+    fast = solver if solver != "auto" else choose_solver(m, k, d, dtype=dtype, device=X_.device)
+    gram = X_ @ X_.T if fast == "dual" else None  # reused by every dual refit
     G = ops.gate_matrix(X_, U, fit.gate)
-    W = fit.weight if fit.weight.ndim == 3 else fit.weight[None]
-    best, history, accepted = fit.train_mse, [], 0
+
+    def score(gates: torch.Tensor) -> float:
+        W = _fit_gated(X_, gates, Y, float(ridge), fast, tol, iters, gram).weight
+        return _mse(X_, gates, W, Y)
+
+    best, history, accepted = score(G), [], 0
     for _ in range(steps):
-        i = int(torch.randint(k, (1,), generator=generator))
+        i = int(torch.randint(k, (1,), generator=generator, device=generator.device))
         u_new = sample_gate_vectors(1, d, generator=generator, dtype=dtype).to(X_.device)[0]
         G_new = G.clone()
         G_new[:, i] = fit.gate(X_ @ u_new)
-        W_new, _, _ = _fit_gated(X_, G_new, Y, float(ridge), fit.solver, tol, iters, gram)
-        mse = _mse(X_, G_new, W_new, Y)
+        mse = score(G_new)
         if mse <= best:
             U = U.clone()
             U[i] = u_new
-            G, W, best = G_new, W_new, mse
+            G, best = G_new, mse
             accepted += 1
         history.append(best)
-    weight = W[0] if y_.ndim == 1 else W
-    final = GaLUFit(weight, U, fit.gate, float(ridge), fit.solver, best)
+    final = fit_galu(X_, y_, U, **exact) if accepted else fit
     return HillClimbResult(final, history, accepted)

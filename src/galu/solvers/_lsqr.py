@@ -61,6 +61,11 @@ def lsqr(
     ``rmatvec`` back. Stops when every column satisfies ``‖r‖ ≤ tol·‖b‖`` (consistent systems) or
     ``‖Āᵀ r̄‖ ≤ tol·‖Ā‖·‖r̄‖`` (least squares optimality, Ā the damped operator).
     """
+    if not 0 <= u_col_dim < b.ndim:
+        raise ValueError(
+            f"`u_col_dim` (={u_col_dim}) must index a dimension of `b` (shape {tuple(b.shape)}); "
+            "for a single right-hand side pass b[:, None]."
+        )
     u = b.clone()
     beta = _col_norm(u, u_col_dim)
     u = _safe_div(u, beta, u_col_dim)
