@@ -1,5 +1,6 @@
 """Exact solvers for gated linear models with fixed gates."""
 
+from galu.solvers._als import ALSResult, fit_galu_als
 from galu.solvers._estimator import GaLURegressor
 from galu.solvers._galu import (
     SOLVERS,
@@ -16,6 +17,7 @@ from galu.solvers._lsqr import LSQRResult, lsqr
 
 __all__ = [
     "SOLVERS",
+    "ALSResult",
     "ConvergenceWarning",
     "GaLUFit",
     "GaLURegressor",
@@ -24,6 +26,7 @@ __all__ = [
     "RankWarning",
     "choose_solver",
     "fit_galu",
+    "fit_galu_als",
     "hill_climb",
     "lsqr",
     "sample_gate_vectors",
