@@ -1,5 +1,16 @@
 """Task generators and dataset loaders."""
 
+from galu.data.datasets import DATASETS, Dataset, load_dataset, read_idx, write_idx
+from galu.data.preprocess import PCAWhitener, whiten_dataset
 from galu.data.synthetic import random_regression
 
-__all__ = ["random_regression"]
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "PCAWhitener",
+    "load_dataset",
+    "random_regression",
+    "read_idx",
+    "whiten_dataset",
+    "write_idx",
+]
