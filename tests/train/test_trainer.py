@@ -143,3 +143,45 @@ def test_bad_arguments_are_named(kwargs, message):
     net = ReLUNet(3, 4)
     with pytest.raises(ValueError, match=message):
         train_ensemble([net], args.pop("X"), args.pop("Y"), **args)
+
+
+def test_cross_entropy_and_hinge_are_the_textbook_losses_and_vectorise():
+    g = torch.Generator().manual_seed(0)
+    E, m, d, C = 3, 40, 5, 4
+    X = torch.randn(E, m, d, generator=g, dtype=torch.float64)
+    labels = torch.randint(C, (E, m), generator=g)
+
+    def make(s, o):
+        return ReLUNet(d, 6, o, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
+
+    nets = [make(s, C) for s in range(E)]
+    res = train_ensemble(
+        nets, X, labels, seeds=[0, 1, 2], steps=30, batch_size=16, loss="cross_entropy", lr=1e-2
+    )
+    for s in range(E):
+        alone = make(s, C)
+        r = train(
+            alone, X[s], labels[s], seed=s, steps=30, batch_size=16, loss="cross_entropy", lr=1e-2
+        )
+        with torch.no_grad():
+            ref = torch.nn.functional.cross_entropy(alone(X[s]), labels[s])
+        assert r.final_loss == pytest.approx(float(ref), rel=1e-12)
+        assert res[s].final_loss == pytest.approx(r.final_loss, rel=1e-10)
+    signs = torch.where(torch.rand(m, generator=g) > 0.5, 1.0, -1.0).double()
+    net = make(0, 1)
+    r = train(net, X[0], signs, seed=0, steps=20, batch_size=16, loss="hinge")
+    with torch.no_grad():
+        ref = torch.clamp(1 - signs * net(X[0])[:, 0], min=0).mean()
+    assert r.final_loss == pytest.approx(float(ref), rel=1e-12)
+
+
+def test_loss_argument_errors():
+    net = ReLUNet(3, 4, 2)
+    with pytest.raises(
+        ValueError, match=r"`loss` \(='l1'\) must be one of \('mse', 'cross_entropy'"
+    ):
+        train(net, torch.zeros(10, 3), torch.zeros(10, 2), seed=0, steps=1, loss="l1")
+    with pytest.raises(
+        ValueError, match=r"integer class labels for cross_entropy; got torch.float32"
+    ):
+        train(net, torch.zeros(10, 3), torch.zeros(10), seed=0, steps=1, loss="cross_entropy")

@@ -21,6 +21,25 @@ from torch.func import functional_call, stack_module_state, vmap
 
 Optimizer = Literal["adam", "sgd"]
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+Loss = Literal["mse", "cross_entropy", "hinge"]
+LOSSES: tuple[str, ...] = ("mse", "cross_entropy", "hinge")
+
+
+def _mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return ((out - y) ** 2).mean(dim=(1, 2))  # (E,)
+
+
+def _cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    logp = torch.log_softmax(out, dim=-1)  # (E, b, C)
+    return -logp.gather(-1, y[..., None]).squeeze(-1).mean(dim=1)  # (E,)
+
+
+def _hinge(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.relu(1 - y * out).mean(dim=(1, 2))  # labels ±1
+
+
+# Loss per member, and the number of dimensions of stacked targets (E, m[, o]).
+_LOSS_FNS = {"mse": (_mse, 3), "cross_entropy": (_cross_entropy, 2), "hinge": (_hinge, 3)}
 
 
 @dataclass(frozen=True)
@@ -28,7 +47,7 @@ class TrainResult:
     """Outcome for one network.
 
     Attributes:
-        final_loss: full-batch training MSE of the returned parameters.
+        final_loss: full-batch training loss of the returned parameters.
         steps: optimisation steps taken (fewer than asked if ``target_loss`` was reached).
         reached_target: whether the loss went at or below ``target_loss``.
         history: ``(step, full-batch training loss)`` at every evaluation.
@@ -70,22 +89,26 @@ def train_ensemble(
     target_loss: float | None = None,
     eval_every: int = 100,
     progress: bool = False,
+    loss: Loss = "mse",
 ) -> list[TrainResult]:
-    """Train ``models`` (same architecture) on squared loss, in place, all in one vectorised pass.
+    """Train ``models`` (same architecture) in place, all in one vectorised pass.
 
     Args:
         models: networks with identical parameter shapes (e.g. one per seed).
         X: inputs ``(m, d)`` shared by all, or ``(E, m, d)`` one set per member.
-        Y: targets ``(m, o)`` / ``(E, m, o)`` matching the models' output.
+        Y: targets ``(m, o)`` / ``(E, m, o)`` matching the models' output (``mse``; ``±1`` for
+            ``hinge``), or integer class labels ``(m,)`` / ``(E, m)`` for ``cross_entropy``.
         seeds: one minibatch-order seed per member.
         steps: optimisation steps (minibatches); each epoch is a fresh permutation.
         optimizer: ``"adam"`` or ``"sgd"``.
         lr: learning rate.
         batch_size: minibatch size (the last batch of an epoch may be smaller).
-        target_loss: stop a member once its full-batch training MSE is at or below this (checked
+        target_loss: stop a member once its full-batch training loss is at or below this (checked
             every ``eval_every`` steps); its parameters at that moment are the ones returned.
         eval_every: steps between full-batch evaluations recorded in ``history``.
         progress: show a progress bar.
+        loss: ``"mse"`` (mean over samples and outputs), ``"cross_entropy"`` (logits) or
+            ``"hinge"`` (``mean(relu(1 − y f))``).
 
     Returns:
         One :class:`TrainResult` per member; each model holds its trained parameters.
@@ -96,17 +119,22 @@ def train_ensemble(
         raise ValueError(f"`seeds` has {len(seeds)} entries but there are {len(models)} models.")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"`optimizer` (={optimizer!r}) must be one of {OPTIMIZERS}.")
+    if loss not in LOSSES:
+        raise ValueError(f"`loss` (={loss!r}) must be one of {LOSSES}.")
+    loss_fn, y_ndim = _LOSS_FNS[loss]
     _check_positive("steps", steps)
     _check_positive("batch_size", batch_size)
     _check_positive("eval_every", eval_every)
     _check_positive("lr", lr, float)
     E = len(models)
     X = _stack_data("X", X, E, 3)  # (E, m, d)
-    Y = _stack_data("Y", Y, E, 3)  # (E, m, o)
+    Y = _stack_data("Y", Y, E, y_ndim)  # (E, m, o) or labels (E, m)
+    if loss == "cross_entropy" and (Y.dtype.is_floating_point or Y.dtype.is_complex):
+        raise ValueError(f"`Y` must hold integer class labels for cross_entropy; got {Y.dtype}.")
     if X.shape[1] != Y.shape[1]:
         raise ValueError(f"`X` and `Y` differ in samples: {tuple(X.shape)} vs {tuple(Y.shape)}.")
     m = X.shape[1]
-    if not (torch.isfinite(X).all() and torch.isfinite(Y).all()):
+    if not (torch.isfinite(X).all() and torch.isfinite(Y.float()).all()):
         raise ValueError("`X` or `Y` contains NaN or infinite values.")
 
     params, buffers = stack_module_state(list(models))
@@ -125,7 +153,7 @@ def train_ensemble(
 
     def full_losses() -> torch.Tensor:
         with torch.no_grad():
-            return ((forward(params, buffers, X) - Y) ** 2).mean(dim=(1, 2))  # (E,)
+            return loss_fn(forward(params, buffers, X), Y)  # (E,)
 
     histories: list[list[tuple[int, float]]] = [[] for _ in range(E)]
     snapshot: dict[int, tuple[dict[str, torch.Tensor], int, float]] = {}
@@ -142,9 +170,9 @@ def train_ensemble(
         if pos >= m:
             perm = None
         xb, yb = X[members, idx], Y[members, idx]  # (E, b, d), (E, b, o)
-        loss = ((forward(params, buffers, xb) - yb) ** 2).mean(dim=(1, 2))  # (E,)
+        batch_loss = loss_fn(forward(params, buffers, xb), yb)  # (E,)
         opt.zero_grad(set_to_none=True)
-        loss.sum().backward()  # members are independent: d(sum)/dθ_e = dloss_e/dθ_e
+        batch_loss.sum().backward()  # members are independent: d(sum)/dθ_e = dloss_e/dθ_e
         opt.step()
         if step % eval_every == 0 or step == steps:
             losses = full_losses().tolist()
@@ -195,9 +223,10 @@ def train(
     target_loss: float | None = None,
     eval_every: int = 100,
     progress: bool = False,
+    loss: Loss = "mse",
 ) -> TrainResult:
-    """Train one network on squared loss (see :func:`train_ensemble`); ``y`` may be ``(m,)``."""
-    Y = y[:, None] if y.ndim == 1 else y
+    """Train one network (see :func:`train_ensemble`); ``y`` may be ``(m,)`` for mse and hinge."""
+    Y = y[:, None] if (y.ndim == 1 and loss != "cross_entropy") else y
     return train_ensemble(
         [model],
         X,
@@ -210,6 +239,7 @@ def train(
         target_loss=target_loss,
         eval_every=eval_every,
         progress=progress,
+        loss=loss,
     )[0]
 
 
