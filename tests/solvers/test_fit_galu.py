@@ -15,6 +15,7 @@ from galu.solvers import (
     choose_solver,
     fit_galu,
     hill_climb,
+    ridge_path,
     sample_gate_vectors,
 )
 from tests.conftest import max_rel_diff
@@ -249,3 +250,17 @@ def test_to_module_and_hill_climb_leave_the_global_rng_alone():
     fit_galu(X, y, U).to_module()
     hill_climb(X, y, U, steps=3, generator=torch.Generator().manual_seed(1))
     assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("shape", [(120, 6, 8), (40, 6, 12)])  # primal (kd < m) and dual paths
+def test_ridge_path_matches_independent_fits(shape):
+    m, d, k = shape
+    X, y, U = _problem(m=m, d=d, k=k, o=2)
+    ridges = [0.0, 1e-3, 0.1, 10.0]
+    path = ridge_path(X, y, U, ridges)
+    for lam, fit in zip(ridges, path, strict=True):
+        ref = _numpy_reference(X, y, U, lam)
+        assert max_rel_diff(fit.weight, ref) < DIRECT_RTOL
+        assert fit.ridge == lam
+    with pytest.raises(ValueError, match=r"`ridge` \(=-1\) must be >= 0"):
+        ridge_path(X, y, U, [0.1, -1])

@@ -25,3 +25,53 @@ def random_regression(
     shape = (m,) if outputs is None else (m, outputs)
     y = torch.randn(shape, generator=generator, dtype=dtype)
     return X, y
+
+
+def clustered_task(
+    m_train: int,
+    m_test: int,
+    *,
+    d: int = 30,
+    n_centres: int = 30,
+    spread: float = 0.1,
+    label_noise: float = 0.0,
+    task: str = "regression",
+    task_generator: torch.Generator,
+    sample_generator: torch.Generator,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clustered data with noisy labels (Fiat et al. 2019, experiment 3).
+
+    Centres ``c_j ~ N(0, I_d)`` and one label per centre (``b_j ~ N(0, 1)`` for regression, ``±1``
+    for classification) are drawn from ``task_generator``; samples ``x = c_j + spread·N(0, I)``
+    with ``j`` uniform, and the label noise, from ``sample_generator`` — so tasks with different
+    ``label_noise`` share their centres. Regression: ``y = b_j + label_noise·N(0, 1)`` (the best
+    possible test MSE is ``label_noise²``). Classification: ``y = ±1`` of the centre, flipped with
+    probability ``label_noise / 2`` (the best possible test error).
+
+    Returns ``X_train (m_train, d), y_train (m_train,), X_test, y_test``.
+    """
+    if task not in ("regression", "classification"):
+        raise ValueError(f"`task` (={task!r}) must be 'regression' or 'classification'.")
+    if not 0 <= label_noise <= (2.0 if task == "classification" else float("inf")):
+        raise ValueError(f"`label_noise` (={label_noise!r}) must be >= 0 (<= 2 to classify).")
+    centres = torch.randn((n_centres, d), generator=task_generator, dtype=dtype)
+    if task == "regression":
+        centre_labels = torch.randn(n_centres, generator=task_generator, dtype=dtype)
+    else:
+        centre_labels = torch.randint(2, (n_centres,), generator=task_generator).to(dtype) * 2 - 1
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        j = torch.randint(n_centres, (n,), generator=sample_generator)
+        x = centres[j] + spread * torch.randn((n, d), generator=sample_generator, dtype=dtype)
+        y = centre_labels[j]
+        if task == "regression":
+            y = y + label_noise * torch.randn(n, generator=sample_generator, dtype=dtype)
+        else:
+            flip = torch.rand(n, generator=sample_generator, dtype=dtype) < label_noise / 2
+            y = torch.where(flip, -y, y)
+        return x, y
+
+    X_train, y_train = draw(m_train)
+    X_test, y_test = draw(m_test)
+    return X_train, y_train, X_test, y_test

@@ -11,6 +11,7 @@ from galu.solvers._galu import (
     choose_solver,
     fit_galu,
     hill_climb,
+    ridge_path,
     sample_gate_vectors,
 )
 from galu.solvers._lsqr import LSQRResult, lsqr
@@ -29,5 +30,6 @@ __all__ = [
     "fit_galu_als",
     "hill_climb",
     "lsqr",
+    "ridge_path",
     "sample_gate_vectors",
 ]

@@ -470,3 +470,58 @@ def hill_climb(
         history.append(best)
     final = fit_galu(X_, y_, U, **exact) if accepted else fit
     return HillClimbResult(final, history, accepted)
+
+
+def ridge_path(
+    X: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    gate_vectors: torch.Tensor | np.ndarray,
+    ridges: list[float] | tuple[float, ...],
+    *,
+    gate: Gate | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> list[GaLUFit]:
+    """Fits for every ``λ`` in ``ridges`` from one eigendecomposition.
+
+    The smaller of ``ΨᵀΨ`` (kd × kd) and ``K = ΨΨᵀ`` (m × m) is decomposed once,
+    ``V diag(e) Vᵀ``; each ``λ`` then costs a matrix–vector product:
+    ``w(λ) = V diag(1/(e + λ)) Vᵀ Ψᵀy`` (primal) or ``W = Ψᵀ V diag(1/(e + λ)) Vᵀ y`` (dual).
+    ``λ = 0`` gives the minimum-norm fit with the eigenvalue cutoff ``n·eps·e_max``.
+    """
+    if not ridges:
+        raise ValueError("`ridges` is empty; give at least one ridge value >= 0.")
+    for lam in ridges:
+        _validate(np.zeros((1, 1)), np.zeros(1), np.zeros((1, 1)), lam, "auto", dtype, None)
+    Xt, yt, U = _validate(X, y, gate_vectors, 0.0, "auto", dtype, device)
+    gate = gate if gate is not None else Gate()
+    Y = yt[:, None] if yt.ndim == 1 else yt  # (m, o)
+    m, d = Xt.shape
+    k = U.shape[0]
+    G = ops.gate_matrix(Xt, U, gate)
+    primal = k * d <= m
+    if primal:
+        PtP = torch.zeros((k * d, k * d), dtype=dtype, device=Xt.device)
+        block = max(1, _ROW_BLOCK_BYTES // max(1, k * d * Xt.element_size()))
+        for start in range(0, m, block):
+            psi = ops.lift(Xt[start : start + block], G[start : start + block])
+            PtP.addmm_(psi.T, psi)
+        rhs = ops.lifted_rmatvec(Xt, G, Y).reshape(Y.shape[1], -1).T  # Ψᵀy (kd, o)
+        evals, evecs = torch.linalg.eigh(PtP)
+    else:
+        rhs = Y
+        evals, evecs = torch.linalg.eigh(ops.galu_kernel(Xt, G))
+    proj = evecs.T @ rhs
+    cutoff = evals.abs().max() * evals.shape[0] * torch.finfo(dtype).eps
+    fits = []
+    for lam in ridges:
+        shifted = evals + lam
+        keep = evals > cutoff if lam == 0 else shifted > 0
+        inv = torch.where(keep, 1.0 / torch.where(keep, shifted, 1.0), 0.0)
+        sol = evecs @ (inv[:, None] * proj)
+        W = sol.T.reshape(-1, k, d) if primal else ops.lifted_rmatvec(Xt, G, sol)
+        weight = W[0] if yt.ndim == 1 else W
+        fits.append(
+            GaLUFit(weight, U, gate, float(lam), "primal" if primal else "dual", _mse(Xt, G, W, Y))
+        )
+    return fits
