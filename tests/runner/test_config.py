@@ -53,7 +53,7 @@ def test_unknown_preset_and_experiment():
     with pytest.raises(
         ConfigError,
         match=r"unknown experiment 'memorisation'; valid experiments: "
-        r"memorization",
+        r"generalization, memorization, min-width",
     ):
         get_experiment("memorisation")
 
