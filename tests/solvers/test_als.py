@@ -8,7 +8,8 @@ import torch
 
 from galu import Gate, ops
 from galu.solvers import fit_galu, fit_galu_als, sample_gate_vectors
-from galu.solvers._als import _a_step, _b_step, _normal_blocks
+from galu.solvers._als import _a_step, _b_step
+from galu.solvers._galu import normal_equations
 
 
 def _problem(m=80, d=4, k=6, o=3, seed=0):
@@ -39,7 +40,7 @@ def test_a_step_is_the_least_squares_fit_of_the_explicit_design(ridge):
             for i in range(k):
                 design[mu * o + out, i * d : (i + 1) * d] = B[out, i] * G[mu, i] * X[mu]
     expected = _ridge_lstsq(design, Y.numpy().reshape(-1), ridge).reshape(k, d)
-    PtP, PtY = _normal_blocks(X, G, Y)
+    PtP, PtY = normal_equations(X, G, Y)
     np.testing.assert_allclose(
         _a_step(PtP, PtY, B, d, ridge).numpy(), expected, rtol=1e-9, atol=1e-11
     )

@@ -31,7 +31,7 @@ import torch
 
 from galu import ops
 from galu.gates import Gate
-from galu.solvers._galu import _ROW_BLOCK_BYTES, _spd_solve, _validate
+from galu.solvers._galu import _spd_solve, _validate, normal_equations
 
 
 @dataclass(frozen=True)
@@ -94,20 +94,6 @@ class ALSResult:
         return net
 
 
-def _normal_blocks(X, G, Y):
-    """``ΨᵀΨ`` (kd × kd) and ``ΨᵀY`` (kd × o), accumulated over row blocks of Ψ."""
-    m, d = X.shape
-    n = G.shape[1] * d
-    block = max(1, _ROW_BLOCK_BYTES // max(1, n * X.element_size()))
-    PtP = torch.zeros((n, n), dtype=X.dtype, device=X.device)
-    PtY = torch.zeros((n, Y.shape[1]), dtype=X.dtype, device=X.device)
-    for start in range(0, m, block):
-        psi = ops.lift(X[start : start + block], G[start : start + block])  # (b, kd)
-        PtP.addmm_(psi.T, psi)
-        PtY.addmm_(psi.T, Y[start : start + block])
-    return PtP, PtY
-
-
 def _b_step(X, G, A, Y, ridge):
     H = ops.gated_linear(X, A, G)  # (m, k)
     Bt, _ = _spd_solve(H.T @ H, H.T @ Y, ridge)  # (k, o)
@@ -155,7 +141,7 @@ def fit_galu_als(
     k = U.shape[0]
     scale = m * Y2.shape[1]
     G = ops.gate_matrix(Xt, U, gate)  # (m, k)
-    PtP, PtY = _normal_blocks(Xt, G, Y2)
+    PtP, PtY = normal_equations(Xt, G, Y2)
     gen_device = generator.device
     bound = 1.0 / math.sqrt(d)
     A = (torch.rand((k, d), generator=generator, dtype=dtype, device=gen_device) * 2 - 1) * bound

@@ -254,17 +254,27 @@ def _rank_loss(solver: str, rank: int | None, X: torch.Tensor, G: torch.Tensor) 
     )
 
 
-def _solve_primal(X, G, Y, ridge):
+def normal_equations(
+    X: torch.Tensor, G: torch.Tensor, Y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ΨᵀΨ`` (kd × kd) and ``ΨᵀY`` (kd × o), accumulated over row blocks of ``Ψ`` (64 MiB
+    each) so the whole lifted matrix is never held."""
     m, d = X.shape
-    k = G.shape[1]
-    n = k * d
+    n = G.shape[1] * d
     block = max(1, _ROW_BLOCK_BYTES // max(1, n * X.element_size()))
-    A = torch.zeros((n, n), dtype=X.dtype, device=X.device)
-    B = torch.zeros((n, Y.shape[1]), dtype=X.dtype, device=X.device)
+    PtP = torch.zeros((n, n), dtype=X.dtype, device=X.device)
+    PtY = torch.zeros((n, Y.shape[1]), dtype=X.dtype, device=X.device)
     for start in range(0, m, block):
         psi = ops.lift(X[start : start + block], G[start : start + block])  # (b, kd)
-        A.addmm_(psi.T, psi)
-        B.addmm_(psi.T, Y[start : start + block])
+        PtP.addmm_(psi.T, psi)
+        PtY.addmm_(psi.T, Y[start : start + block])
+    return PtP, PtY
+
+
+def _solve_primal(X, G, Y, ridge):
+    d = X.shape[1]
+    k = G.shape[1]
+    A, B = normal_equations(X, G, Y)
     w, rank = _spd_solve(A, B, ridge)  # (kd, o)
     return w.T.reshape(-1, k, d), _rank_loss("primal", rank, X, G)
 
@@ -501,12 +511,7 @@ def ridge_path(
     G = ops.gate_matrix(Xt, U, gate)
     primal = k * d <= m
     if primal:
-        PtP = torch.zeros((k * d, k * d), dtype=dtype, device=Xt.device)
-        block = max(1, _ROW_BLOCK_BYTES // max(1, k * d * Xt.element_size()))
-        for start in range(0, m, block):
-            psi = ops.lift(Xt[start : start + block], G[start : start + block])
-            PtP.addmm_(psi.T, psi)
-        rhs = ops.lifted_rmatvec(Xt, G, Y).reshape(Y.shape[1], -1).T  # Ψᵀy (kd, o)
+        PtP, rhs = normal_equations(Xt, G, Y)  # ΨᵀΨ, Ψᵀy (kd, o)
         evals, evecs = torch.linalg.eigh(PtP)
     else:
         rhs = Y
