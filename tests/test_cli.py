@@ -57,3 +57,24 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path):
 def test_info_reports_versions():
     res = runner.invoke(app, ["info"])
     assert res.exit_code == 0 and '"torch"' in res.output
+
+
+def test_reproduce_writes_one_folder_per_experiment_and_an_index(tmp_path):
+    res = runner.invoke(
+        app, ["reproduce", "galu", "--preset", "smoke", "--out", str(tmp_path), "--no-progress"]
+    )
+    assert res.exit_code == 0, res.output
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert [e["experiment"] for e in index] == [
+        "memorization",
+        "min-width",
+        "generalization",
+        "real-data",
+    ]
+    for entry in index:
+        assert entry["done"] == entry["total"] > 0
+        assert all((tmp_path / f).exists() for f in entry["figures"])
+    text = (tmp_path / "index.md").read_text()
+    assert "## real-data" in text and "| kd/m | 1 - kd/m |" in text
+    bad = runner.invoke(app, ["reproduce", "glu"])
+    assert bad.exit_code == 2 and "unknown paper 'glu'; valid papers: galu" in bad.output

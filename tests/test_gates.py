@@ -35,7 +35,7 @@ def test_gate_dispatch_matches_pure_functions():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(kind="tanh"), r"`kind` \(='tanh'\) must be one of \('step', 'sigmoid'\)"),
+        (dict(kind="tanh"), r"`kind` \(='tanh'\) must be one of \('step', 'sigmoid', 'one'\)"),
         (dict(at_zero=0.3), r"`at_zero` \(=0.3\) must be one of \(1.0, 0.0, 0.5\)"),
         (dict(scale=0.0), r"`scale` \(=0.0\) must be a positive number"),
     ],
@@ -48,3 +48,13 @@ def test_gate_rejects_bad_options(kwargs, message):
 def test_step_rejects_bad_at_zero():
     with pytest.raises(ValueError, match=r"`at_zero` \(=2\)"):
         step(torch.zeros(1), 2)
+
+
+def test_all_ones_gate_makes_a_linear_network():
+    from galu.nn import DeepGaLU
+
+    g = torch.Generator().manual_seed(0)
+    net = DeepGaLU(3, [4, 5], 2, gate=Gate("one"), generator=g, dtype=torch.float64)
+    x = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    W = net.readout.weight @ net.layers[1].weight @ net.layers[0].weight
+    torch.testing.assert_close(net(x), x @ W.T, rtol=1e-12, atol=1e-12)

@@ -85,6 +85,34 @@ def run_cmd(
         raise typer.Exit(code=130)
 
 
+@app.command("reproduce")
+def reproduce_cmd(
+    paper: Annotated[str, typer.Argument(help="paper whose experiments to run, e.g. galu")],
+    preset: Annotated[str, typer.Option(help="preset for every experiment")] = "quick",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="folder; re-use it to resume (default runs/PAPER-PRESET-TIME)"),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="base seed for every experiment")] = None,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Run every experiment of a paper: one folder per experiment plus index.md."""
+    from galu.experiments import ConfigError
+    from galu.runner import RunDirError, reproduce
+
+    try:
+        root, results = reproduce(paper, preset=preset, out=out, seed=seed, progress=progress)
+    except (ConfigError, RunDirError, FileNotFoundError) as exc:
+        _fail(str(exc))
+        return
+    for res in results:
+        typer.echo(f"{res.path.name:>15}: {res.done}/{res.total} done, {res.path / 'results.csv'}")
+    typer.echo(f"index: {root / 'index.md'}")
+    if any(r.interrupted for r in results):
+        typer.echo(f"re-run with --out {root} to resume.")
+        raise typer.Exit(code=130)
+
+
 @app.command("plot")
 def plot_cmd(
     run_dir: Annotated[Path, typer.Argument(help="a run directory written by `galu run`")],

@@ -25,8 +25,8 @@ from typing import Literal
 
 import torch
 
-GateKind = Literal["step", "sigmoid"]
-GATE_KINDS: tuple[str, ...] = ("step", "sigmoid")
+GateKind = Literal["step", "sigmoid", "one"]
+GATE_KINDS: tuple[str, ...] = ("step", "sigmoid", "one")
 AT_ZERO_VALUES: tuple[float, ...] = (1.0, 0.0, 0.5)
 
 
@@ -63,7 +63,8 @@ class Gate:
     """A validated gate choice, callable on pre-activations.
 
     Args:
-        kind: ``"step"`` (hard, default) or ``"sigmoid"`` (soft).
+        kind: ``"step"`` (hard, default), ``"sigmoid"`` (soft) or ``"one"`` (always open: a
+            gated network with all-ones gates is a deep linear network).
         at_zero: value of the step gate at ``z == 0`` (``1.0``, ``0.0`` or ``0.5``; see module doc).
             Ignored by the sigmoid gate.
         scale: slope of the sigmoid gate, ``σ(scale · z)``. Ignored by the step gate.
@@ -83,6 +84,8 @@ class Gate:
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         if self.kind == "step":
             return step(z, self.at_zero)
+        if self.kind == "one":
+            return torch.ones_like(z)
         return sigmoid(z, self.scale)
 
     @property

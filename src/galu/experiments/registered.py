@@ -1,3 +1,3 @@
 """Importing this module registers every built-in experiment."""
 
-from galu.experiments import generalization, memorization, min_width  # noqa: F401
+from galu.experiments import generalization, memorization, min_width, real_data  # noqa: F401
