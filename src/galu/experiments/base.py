@@ -62,6 +62,16 @@ class Experiment(ABC):
         return table.groupby(keys, as_index=False)["value"].mean()
 
 
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay out, write and close a matplotlib figure; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 _REGISTRY: dict[str, type[Experiment]] = {}
 
 

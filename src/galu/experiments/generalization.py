@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from galu.data.synthetic import clustered_task
-from galu.experiments.base import Experiment, Row, register
+from galu.experiments.base import Experiment, Row, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.nn import ReLUNet, ShallowGaLU
 from galu.seeding import derive_seed, generator
@@ -255,10 +255,7 @@ class Generalization(Experiment):
             ax.set_title(f"{task}: m = {c.m_train}, k = {c.k}, {c.repeats} seeds", fontsize=9)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-        fig.tight_layout()
-        paths.append(fig_dir / "generalization_loss.png")
-        fig.savefig(paths[-1])
-        plt.close(fig)
+        paths.append(save_figure(fig, fig_dir / "generalization_loss.png"))
 
         ex = table[(table["model"] == "galu-exact")]
         if not ex.empty:
@@ -280,8 +277,5 @@ class Generalization(Experiment):
             )
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-            fig.tight_layout()
-            paths.append(fig_dir / "generalization_gap.png")
-            fig.savefig(paths[-1])
-            plt.close(fig)
+            paths.append(save_figure(fig, fig_dir / "generalization_gap.png"))
         return paths

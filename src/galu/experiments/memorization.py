@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from galu.data import random_regression
-from galu.experiments.base import Experiment, Row, register
+from galu.experiments.base import Experiment, Row, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.nn import ReLUNet, ShallowGaLU
 from galu.seeding import derive_seed, generator
@@ -251,8 +251,4 @@ class Memorization(Experiment):
         ax.set_ylim(bottom=0.0, top=max(1.05, float(t["value"].max()) * 1.05))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = fig_dir / "memorization.png"
-        fig.savefig(path)
-        plt.close(fig)
-        return [path]
+        return [save_figure(fig, fig_dir / "memorization.png")]

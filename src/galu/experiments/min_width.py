@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from galu.data import random_regression
-from galu.experiments.base import Experiment, Row, register
+from galu.experiments.base import Experiment, Row, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.nn import GaLU0, ReLUNet
 from galu.seeding import derive_seed, generator
@@ -209,8 +209,4 @@ class MinWidth(Experiment):
         )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = fig_dir / "min_width.png"
-        fig.savefig(path)
-        plt.close(fig)
-        return [path]
+        return [save_figure(fig, fig_dir / "min_width.png")]

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from galu.data import DATASETS, Dataset, PCAWhitener, load_dataset
-from galu.experiments.base import Experiment, Row, register
+from galu.experiments.base import Experiment, Row, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.gates import Gate
 from galu.nn import GaLU0, ReLUNet
@@ -226,8 +226,4 @@ class RealData(Experiment):
         )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = fig_dir / "real_data.png"
-        fig.savefig(path)
-        plt.close(fig)
-        return [path]
+        return [save_figure(fig, fig_dir / "real_data.png")]
