@@ -62,6 +62,15 @@ class Experiment(ABC):
         return table.groupby(keys, as_index=False)["value"].mean()
 
 
+def plot_mean_sd(ax: Any, frame: pd.DataFrame, x: str, y: str, **style: Any) -> None:
+    """Mean of ``y`` per ``x`` with ±1 sd error bars (over seeds); nothing if ``frame`` is empty."""
+    if frame.empty:
+        return
+    g = frame.groupby(x)[y]
+    mean, std = g.mean(), g.std().fillna(0.0)
+    ax.errorbar(mean.index, mean.values, yerr=std.values, capsize=2, **style)
+
+
 def save_figure(fig: Any, path: Path) -> Path:
     """Lay out, write and close a matplotlib figure; returns ``path``."""
     import matplotlib.pyplot as plt

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from galu.data.synthetic import clustered_task
-from galu.experiments.base import Experiment, Row, register, save_figure
+from galu.experiments.base import Experiment, Row, plot_mean_sd, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.nn import ReLUNet, ShallowGaLU
 from galu.seeding import derive_seed, generator
@@ -236,19 +236,16 @@ class Generalization(Experiment):
                 ax.set_ylabel("test error (0–1)")
             for model, color in colors.items():
                 for metric, ls in shown:
-                    g = tt[(tt["model"] == model) & (tt["metric"] == metric)].groupby("noise")
-                    if not len(g):
-                        continue
-                    mean, std = g["value"].mean(), g["value"].std().fillna(0.0)
-                    ax.errorbar(
-                        mean.index,
-                        mean.values,
-                        yerr=std.values,
+                    rows = tt[(tt["model"] == model) & (tt["metric"] == metric)]
+                    plot_mean_sd(
+                        ax,
+                        rows,
+                        "noise",
+                        "value",
                         color=color,
                         ls=ls,
                         marker="o",
                         ms=3,
-                        capsize=2,
                         label=f"{model} {metric}",
                     )
             ax.set_xlabel("label noise σ_y")

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from galu.data import random_regression
-from galu.experiments.base import Experiment, Row, register, save_figure
+from galu.experiments.base import Experiment, Row, plot_mean_sd, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.nn import ReLUNet, ShallowGaLU
 from galu.seeding import derive_seed, generator
@@ -224,18 +224,16 @@ class Memorization(Experiment):
             "galu-exact-hc": ("C1", "D"),
         }
         for model in [mo for mo in MODELS if mo in set(t["model"])]:
-            g = t[t["model"] == model].groupby("kd/m")["value"]
-            mean, std = g.mean(), g.std().fillna(0.0)
             color, marker = styles[model]
             # Adam-trained GaLU sits on its closed form: draw it hollow and dotted to stay visible.
             hollow = dict(mfc="none", ls=":", ms=7) if model == "galu" else dict(ms=4)
-            ax.errorbar(
-                mean.index,
-                mean.values,
-                yerr=std.values,
+            plot_mean_sd(
+                ax,
+                t[t["model"] == model],
+                "kd/m",
+                "value",
                 color=color,
                 marker=marker,
-                capsize=2,
                 lw=1.2,
                 label=model,
                 **hollow,

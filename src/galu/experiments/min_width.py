@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from galu.data import random_regression
-from galu.experiments.base import Experiment, Row, register, save_figure
+from galu.experiments.base import Experiment, Row, plot_mean_sd, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.nn import GaLU0, ReLUNet
 from galu.seeding import derive_seed, generator
@@ -185,17 +185,13 @@ class MinWidth(Experiment):
             label="k = m·d′/(d + d′) (parameters = targets)",
         )
         for model, (color, marker) in {"relu": ("C3", "o"), "galu0": ("C0", "s")}.items():
-            g = t[t["model"] == model].groupby("d_out")["value"]
-            if not len(g):
-                continue
-            mean, std = g.mean(), g.std().fillna(0.0)
-            ax.errorbar(
-                mean.index,
-                mean.values,
-                yerr=std.values,
+            plot_mean_sd(
+                ax,
+                t[t["model"] == model],
+                "d_out",
+                "value",
                 color=color,
                 marker=marker,
-                capsize=2,
                 lw=1.2,
                 ms=5,
                 label=model,

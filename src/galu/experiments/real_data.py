@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from galu.data import DATASETS, Dataset, PCAWhitener, load_dataset
-from galu.experiments.base import Experiment, Row, register, save_figure
+from galu.experiments.base import Experiment, Row, plot_mean_sd, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.gates import Gate
 from galu.nn import GaLU0, ReLUNet
@@ -204,17 +204,13 @@ class RealData(Experiment):
             "linear": ("0.4", "x"),
         }
         for model, (color, marker) in styles.items():
-            g = best[best["model"] == model].groupby("k")["test_acc"]
-            if not len(g):
-                continue
-            mean, std = g.mean(), g.std().fillna(0.0)
-            ax.errorbar(
-                mean.index,
-                mean.values,
-                yerr=std.values,
+            plot_mean_sd(
+                ax,
+                best[best["model"] == model],
+                "k",
+                "test_acc",
                 color=color,
                 marker=marker,
-                capsize=2,
                 lw=1.2,
                 label=model,
             )
