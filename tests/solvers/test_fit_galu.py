@@ -80,6 +80,69 @@ def test_solver_paths_agree_with_independent_reference(case, solver):
     assert math.isclose(fit.train_mse, float(((pred - y) ** 2).mean()), rel_tol=1e-12)
 
 
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
+def test_mixed_precision_lsqr_reaches_the_float64_reference(case, monkeypatch):
+    # float32 GEMMs, float64 refinement: the same answer as the float64 reference, minimum norm
+    # included (the wide cases), although the products really run in float32.
+    import galu.solvers._galu as mod
+
+    seen = []
+    matvec = mod.ops.lifted_matvec
+    monkeypatch.setattr(
+        mod.ops, "lifted_matvec", lambda x, g, w: seen.append(x.dtype) or matvec(x, g, w)
+    )
+    X, y, U = _problem(case["m"], case["d"], case["k"], case["o"])
+    ref = _numpy_reference(X, y, U, case["ridge"])
+    fit = fit_galu(X, y, U, ridge=case["ridge"], solver="lsqr", mixed_precision=True)
+    W = fit.weight if fit.weight.ndim == 3 else fit.weight[None]
+    assert fit.converged and W.dtype == torch.float64
+    assert torch.float32 in seen and torch.float64 in seen
+    assert max_rel_diff(W, ref) < LSQR_RTOL
+
+
+def test_auto_keeps_lsqr_only_when_it_converges_within_its_budget(monkeypatch):
+    import galu.solvers._galu as mod
+
+    X, y, U = _problem(m=400, d=6, k=10)  # tall: the direct choice is primal
+    ref = _numpy_reference(X, y, U, 0.0)
+    monkeypatch.setattr(mod, "_LSQR_FIRST_MIN_ITERS", 1)
+    monkeypatch.setattr(mod, "_LSQR_FIRST_SHARE", 1e-3)  # a budget of thousands of iterations
+    fit = fit_galu(X, y, U)
+    assert fit.solver == "lsqr" and fit.converged and fit.n_iter > 1
+    assert max_rel_diff(fit.weight[None], ref) < LSQR_RTOL
+    # A 1-iteration budget cannot converge: auto falls back to the direct path, silently.
+    monkeypatch.setattr(mod, "_LSQR_FIRST_SHARE", 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = fit_galu(X, y, U)
+    assert fit.solver == "primal" and fit.n_iter is None
+    assert max_rel_diff(fit.weight[None], ref) < DIRECT_RTOL
+
+
+def test_cholesky_is_kept_at_zero_ridge_only_for_a_clearly_nonsingular_system():
+    from galu.solvers._galu import _clearly_nonsingular, _spd_solve
+
+    g = torch.Generator().manual_seed(0)
+    Q, _ = torch.linalg.qr(torch.randn(50, 50, generator=g, dtype=torch.float64))
+
+    def psd(spectrum):
+        return (Q * spectrum) @ Q.T
+
+    good = psd(torch.logspace(0, -6, 50, dtype=torch.float64))
+    edge = psd(torch.cat([torch.ones(49), torch.tensor([5e-13])]).double())
+    for A, expected in ((good, True), (edge, False)):
+        factor, info = torch.linalg.cholesky_ex(A)
+        assert int(info) == 0  # Cholesky itself succeeds on both
+        assert _clearly_nonsingular(A, factor) is expected
+    b = torch.randn(50, 1, generator=g, dtype=torch.float64)
+    x, rank = _spd_solve(good, b, 0.0)
+    assert rank is None and max_rel_diff(x, torch.linalg.solve(good, b)) < 1e-8
+    singular = psd(torch.cat([torch.ones(49), torch.zeros(1)]).double())
+    x, rank = _spd_solve(singular, b, 0.0)  # falls back to the minimum-norm solve
+    assert rank == 49
+    assert max_rel_diff(x, torch.linalg.pinv(singular, hermitian=True, rtol=1e-10) @ b) < 1e-9
+
+
 def test_interpolation_at_kd_equal_m_and_overparameterised():
     for k in (12, 20):  # kd = m and kd > m
         X, y, U = _problem(m=72, d=6, k=k)
@@ -129,7 +192,9 @@ def test_auto_picks_by_shape_and_memory():
 
 def test_lsqr_warns_when_it_cannot_converge():
     X, y, U = _problem(m=120, d=6, k=8)
-    with pytest.warns(ConvergenceWarning, match=r"max_iter=3 before reaching tol=1e-10"):
+    with pytest.warns(
+        ConvergenceWarning, match=r"LSQR stopped \(max_iter=3\) before reaching tol=1e-10"
+    ):
         fit = fit_galu(X, y, U, solver="lsqr", max_iter=3)
     assert not fit.converged and fit.n_iter == 3
 

@@ -24,6 +24,7 @@ class LSQRResult:
     converged: bool
     residual_norm: torch.Tensor  # (o,) estimate of ‖[A; damp·I] x − [b; 0]‖
     normal_residual_norm: torch.Tensor  # (o,) estimate of ‖Aᵀ(b − A x) − damp² x‖
+    operator_norm: torch.Tensor  # (o,) Frobenius-norm estimate of the damped operator Ā
 
 
 def _col_norm(t: torch.Tensor, col_dim: int) -> torch.Tensor:
@@ -81,7 +82,7 @@ def lsqr(
     damp2 = float(damp) ** 2
     rnorm, arnorm = beta.clone(), alfa * beta
     if bool((arnorm == 0).all()):
-        return LSQRResult(x, 0, True, rnorm, arnorm)
+        return LSQRResult(x, 0, True, rnorm, arnorm, torch.sqrt(alfa**2 + damp2))
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
@@ -121,4 +122,4 @@ def lsqr(
         if bool((small_r | optimal).all()):
             converged = True
             break
-    return LSQRResult(x, it, converged, rnorm, arnorm)
+    return LSQRResult(x, it, converged, rnorm, arnorm, torch.sqrt(anorm2))
