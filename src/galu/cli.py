@@ -1,4 +1,5 @@
-"""The ``galu`` command line: list, run, plot, info. No experiment logic lives here."""
+"""The ``galu`` command line: list, run, reproduce, plot, bench, info. No experiment logic
+lives here."""
 
 from __future__ import annotations
 
@@ -113,6 +114,93 @@ def reproduce_cmd(
         raise typer.Exit(code=130)
 
 
+@app.command("sweep")
+def sweep_cmd(
+    name: Annotated[str, typer.Argument(help="experiment name (see `galu list`)")],
+    out: Annotated[Path, typer.Option(help="sweep directory; re-run the same command to resume")],
+    preset: Annotated[str, typer.Option(help="named preset the grid starts from")] = "smoke",
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(help="grid axis key=v1,v2,... (repeatable); list keys are replaced"),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a config key: --set key=value (repeatable)"),
+    ] = None,
+    backend: Annotated[str, typer.Option(help="inline, process or ray")] = "inline",
+    workers: Annotated[
+        int | None, typer.Option(help="processes (process) or CPUs of a local Ray instance")
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join: auto or ray://HOST:10001 (default: start one)"),
+    ] = None,
+    threads: Annotated[
+        int, typer.Option(help="torch threads per point (same on every backend)")
+    ] = 1,
+    retry_failed: Annotated[bool, typer.Option(help="run failed points again")] = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Run (or resume) a grid of an experiment's points on a backend; rows land as they finish."""
+    from galu.experiments import ConfigError
+    from galu.runner import RunDirError
+    from galu.runner.sweep import read_failures, run_sweep
+
+    try:
+        res = run_sweep(
+            name,
+            preset=preset,
+            grid=grid or [],
+            overrides=set_ or [],
+            out=out,
+            backend=backend,
+            workers=workers,
+            address=address,
+            threads=threads,
+            retry_failed=retry_failed,
+            progress=progress,
+        )
+    except (ConfigError, RunDirError, ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+        return
+    except KeyboardInterrupt:
+        err.print(f"interrupted; re-run the same command (--out {out}) to resume.")
+        raise typer.Exit(code=130) from None
+    console.print(
+        f"{res.done}/{res.total} (point, seed) pairs done, {res.failed} failed; this call ran "
+        f"{res.ran} on {res.backend} × {res.workers} in {res.seconds:.1f} s"
+    )
+    for rec in read_failures(res.path)[:5]:
+        err.print(f"[red]failed[/] seed={rec['seed']} {rec['params']}: {rec['error']}")
+    if res.failed:
+        err.print(
+            f"{res.failed} failed: tracebacks in {res.path / 'failed'}; --retry-failed reruns them."
+        )
+    typer.echo(f"results table: {res.path / 'results.csv'}")
+    for fig in res.figures:
+        typer.echo(f"figure:        {fig}")
+    if res.failed:
+        raise typer.Exit(code=1)
+
+
+@app.command("report")
+def report_cmd(
+    run_dirs: Annotated[list[Path], typer.Argument(help="run or sweep directories")],
+    out: Annotated[Path, typer.Option(help="the HTML file to write")] = Path("report.html"),
+    max_rows: Annotated[int, typer.Option(help="rows shown per results table")] = 2000,
+) -> None:
+    """Build one self-contained HTML page: figures, sortable tables, config, versions, timings."""
+    from galu.report import build_report
+    from galu.runner import RunDirError
+
+    try:
+        path = build_report(run_dirs, out, max_rows=max_rows)
+    except (RunDirError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    typer.echo(f"report: {path}")
+
+
 @app.command("plot")
 def plot_cmd(
     run_dir: Annotated[Path, typer.Argument(help="a run directory written by `galu run`")],
@@ -130,6 +218,42 @@ def plot_cmd(
         _print_frame(summary, str(run_dir))
     for fig in figures:
         typer.echo(f"figure: {fig}")
+
+
+def benchmarks_dir() -> Path:
+    """``benchmarks/`` of the source checkout this galu was installed from (editable install)."""
+    import galu
+
+    return Path(galu.__file__).resolve().parents[2] / "benchmarks"
+
+
+@app.command(
+    "bench",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def bench_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="benchmark: a file benchmarks/NAME.py")],
+) -> None:
+    """Run a benchmark from the source checkout; extra options go to it (try `--help`).
+
+    `galu bench solvers --sizes small` compares the exact solvers with scnn and Adam (needs
+    `pip install -e '.[bench]'`); `galu bench paths` checks every solver path against numpy.
+    """
+    import subprocess
+    import sys
+
+    folder = benchmarks_dir()
+    available = sorted(p.stem for p in folder.glob("*.py")) if folder.is_dir() else []
+    if not available:
+        _fail(
+            f"no benchmarks found at {folder}: they ship with the source checkout, not the "
+            "wheel. Clone the repository and `pip install -e '.[bench]'` there."
+        )
+    if name not in available:
+        _fail(f"unknown benchmark {name!r}; available: {', '.join(available)}.")
+    code = subprocess.call([sys.executable, str(folder / f"{name}.py"), *ctx.args])
+    raise typer.Exit(code=code)
 
 
 @app.command("info")

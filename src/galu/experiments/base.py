@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -93,8 +94,23 @@ def register(cls: type[Experiment]) -> type[Experiment]:
 
 
 def experiments() -> dict[str, type[Experiment]]:
-    """All registered experiments by name."""
+    """All registered experiments by name.
+
+    Besides galu's own, the modules named in the ``GALU_EXPERIMENTS`` environment variable
+    (comma-separated import paths) are imported, so experiments of your own that use
+    :func:`register` run with ``galu run`` / ``galu sweep`` (and on every sweep worker).
+    """
     importlib.import_module("galu.experiments.registered")
+    for module in filter(
+        None, (m.strip() for m in os.environ.get("GALU_EXPERIMENTS", "").split(","))
+    ):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(
+                f"GALU_EXPERIMENTS names {module!r}, which cannot be imported ({exc}); "
+                "check the module path and PYTHONPATH."
+            ) from exc
     return dict(sorted(_REGISTRY.items()))
 
 

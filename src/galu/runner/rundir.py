@@ -111,10 +111,24 @@ class RunDir:
             raise RunDirError(f"{self.path} is not a galu run directory (no config.json).")
         return json.loads(self.config_path.read_text())
 
-    def start(self, experiment: str, preset: str, config: dict[str, Any]) -> bool:
-        """Create the directory, or check that it holds the same run. Returns True if resuming."""
+    def start(
+        self,
+        experiment: str,
+        preset: str,
+        config: dict[str, Any],
+        grid: dict[str, list[Any]] | None = None,
+    ) -> bool:
+        """Create the directory, or check that it holds the same run. Returns True if resuming.
+
+        ``grid`` (sweeps only) holds the extra scalar axes; it must match too.
+        """
         if self.config_path.exists():
             old = self.read_config()
+            if old.get("grid") != grid:
+                raise RunDirError(
+                    f"--out {self.path} holds a run with grid {old.get('grid')!r}, not {grid!r}. "
+                    "Use a new --out, or the same --grid to resume it."
+                )
             if old.get("experiment") != experiment or old.get("config") != config:
                 diff = [
                     f"{k}: {old.get('config', {}).get(k)!r} -> {v!r}"
@@ -127,6 +141,7 @@ class RunDir:
                     f"--out {self.path} holds a different run ({'; '.join(diff)}). "
                     "Use a new --out, or the same settings to resume it."
                 )
+            self._remove_stale_temporaries()
             return True
         if self.path.exists() and any(self.path.iterdir()):
             raise RunDirError(
@@ -137,11 +152,19 @@ class RunDir:
             "experiment": experiment,
             "preset": preset,
             "config": config,
+            "grid": grid,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **environment(),
         }
         atomic_write_text(self.config_path, json.dumps(record, indent=2) + "\n")
         return False
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary files of writes that a crash or SIGKILL cut short (never read as points)."""
+        for folder in (self.path, self.points_dir, self.path / "failed"):
+            if folder.exists():
+                for tmp in folder.glob(".*.tmp"):
+                    tmp.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- points
     def done_ids(self) -> set[str]:
