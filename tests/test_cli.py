@@ -89,7 +89,7 @@ def test_bench_lists_benchmarks_and_passes_options_through(tmp_path, monkeypatch
     assert "unknown benchmark 'nope'; available: paths, solvers" in " ".join(res.output.split())
     # Extra options reach the benchmark script (run for real: `--help` only parses).
     proc = subprocess.run(
-        [sys.executable, "-m", "galu", "bench", "solvers", "--help"],
+        [sys.executable, "-m", "galu", "bench", "solvers", "--", "--help"],
         capture_output=True,
         text=True,
         check=True,

@@ -235,7 +235,7 @@ def bench_cmd(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="benchmark: a file benchmarks/NAME.py")],
 ) -> None:
-    """Run a benchmark from the source checkout; extra options go to it (try `--help`).
+    """Run a benchmark from the source checkout; extra options go to it (`-- --help` for its own).
 
     `galu bench solvers --sizes small` compares the exact solvers with scnn and Adam (needs
     `pip install -e '.[bench]'`); `galu bench paths` checks every solver path against numpy.

@@ -515,7 +515,8 @@ def fit_galu(
         dtype: working precision (float64 by default: the system is ill-conditioned near
             ``kd = m``).
         device: where to compute (default: ``X``'s device, or the CPU for arrays).
-        tol, max_iter: LSQR stopping rule (``max_iter`` defaults to ``max(200, 4·min(m, kd))``).
+        tol, max_iter: LSQR stopping rule (``max_iter`` defaults to ``max(200, 4·min(m, kd))``,
+            four times that with ``mixed_precision``).
         memory_limit: bytes the direct solvers may use when ``solver="auto"`` chooses
             (default: half the free memory of the device).
         mixed_precision: run LSQR's GEMMs in float32 and refine on the float64 residual (about
@@ -539,7 +540,8 @@ def fit_galu(
     if path == "auto":
         path = choose_solver(m, k, d, dtype=dtype, device=Xt.device, memory_limit=memory_limit)
     if max_iter is None:
-        max_iter = max(200, 4 * min(m, k * d))
+        # Mixed precision counts CG steps over several refinement rounds: give it 4× the room.
+        max_iter = max(200, 4 * min(m, k * d)) * (4 if mixed_precision else 1)
     elif isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"`max_iter` (={max_iter!r}) must be a positive integer.")
     if not (isinstance(tol, numbers.Real) and tol > 0):
