@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from galu.runner.rundir import RunDir, RunDirError, atomic_write_text
+from galu.runner.sweep import read_failures
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;
@@ -90,11 +91,10 @@ def _meta(pairs: list[tuple[str, Any]]) -> str:
 
 def _summary(record: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame | None:
     from galu.experiments import get_experiment
-    from galu.experiments.config import ConfigError, resolve
+    from galu.experiments.config import ConfigError
 
     try:
-        cls = get_experiment(record["experiment"])
-        exp = cls(resolve(cls.Config, {"saved": {}}, "saved", record["config"]))
+        exp = get_experiment(record["experiment"]).from_saved(record["config"])
         return exp.summarize(table)
     except (ConfigError, KeyError, TypeError, ValueError):
         return None
@@ -104,7 +104,7 @@ def _section(index: int, path: Path, max_rows: int) -> tuple[str, str]:
     rundir = RunDir(path)
     record = rundir.read_config()
     points = rundir.read_points()
-    table = rundir.table_from_points()
+    table = rundir.table_from_points(points)
     name = f"{record.get('experiment', '?')} — {path.name}"
     anchor = f"run{index}"
     parts = [f'<h2 id="{anchor}">{html.escape(name)}</h2>']
@@ -112,9 +112,7 @@ def _section(index: int, path: Path, max_rows: int) -> tuple[str, str]:
     sweeps = []
     if (path / "sweeps.jsonl").exists():
         sweeps = [json.loads(x) for x in (path / "sweeps.jsonl").read_text().splitlines() if x]
-    failures = []
-    if (path / "failed").exists():
-        failures = [json.loads(p.read_text()) for p in sorted((path / "failed").glob("*.json"))]
+    failures = read_failures(path)
     done_ids = {p["id"] for p in points}
     failures = [f for f in failures if f["id"] not in done_ids]
     versions = record.get("versions", {})

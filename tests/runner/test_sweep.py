@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from galu.experiments import ConfigError
+from galu.runner import plot_run
 from galu.runner.sweep import expand, parse_grid, read_failures, run_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,8 +71,10 @@ def test_inline_and_process_pool_give_identical_rows_for_a_real_experiment(tmp_p
     b = pd.read_csv(tmp_path / "b" / "results.csv")
     assert "lr" in a.columns
     pd.testing.assert_frame_equal(_sorted(a), _sorted(b), check_exact=True)
-    # One figure set per lr cell.
+    # One figure set per lr cell; `galu plot` redraws a sweep the same way.
     assert {f.parent.name for f in pool.figures} == {"lr=0.01", "lr=0.02"}
+    figures, _ = plot_run(tmp_path / "b")
+    assert sorted(figures) == sorted(pool.figures)
 
 
 def test_ray_backend_gives_the_same_rows(tmp_path, toy_env):

@@ -40,6 +40,11 @@ class Experiment(ABC):
     def from_preset(cls, preset: str, overrides: dict[str, Any] | None = None) -> Experiment:
         return cls(resolve(cls.Config, cls.presets, preset, overrides))
 
+    @classmethod
+    def from_saved(cls, config: dict[str, Any]) -> Experiment:
+        """The experiment for a config as stored in ``config.json`` (or a sweep task)."""
+        return cls(resolve(cls.Config, {"saved": {}}, "saved", config))
+
     @abstractmethod
     def points(self) -> list[dict[str, Any]]:
         """The grid: one dict of JSON-serialisable parameters per point (seeds excluded)."""

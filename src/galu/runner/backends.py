@@ -46,15 +46,13 @@ def execute(task: Task) -> Outcome:
     import torch
 
     from galu.experiments import get_experiment
-    from galu.experiments.config import resolve
 
     worker = f"{os.uname().nodename}:{os.getpid()}"
     t0 = time.perf_counter()
     previous = torch.get_num_threads()
     torch.set_num_threads(task.threads)
     try:
-        cls = get_experiment(task.experiment)
-        exp = cls(resolve(cls.Config, {"saved": {}}, "saved", task.config))
+        exp = get_experiment(task.experiment).from_saved(task.config)
         rows = exp.run_seeds(dict(task.params), list(task.seeds))
         return Outcome(task, {int(s): rows[s] for s in task.seeds}, _since(t0), worker=worker)
     except Exception as exc:  # a failing point is recorded, never fatal to the sweep

@@ -110,11 +110,15 @@ def plot_run(path: Path | str) -> tuple[list[Path], pd.DataFrame | None]:
     rundir = RunDir(path)
     record = rundir.read_config()
     cls = get_experiment(record["experiment"])
-    config = resolve(cls.Config, {"saved": {}}, "saved", record["config"])
-    exp = cls(config)
+    exp = cls.from_saved(record["config"])
     table = rundir.write_results()
     if table.empty:
         return [], None
+    if record.get("grid"):  # a sweep: one figure set per cell, as the sweep drew them
+        from galu.runner.sweep import plot_cells
+
+        figures = plot_cells(cls, record["config"], record["grid"], table, rundir.fig_dir)
+        return figures, exp.summarize(table)
     rundir.fig_dir.mkdir(parents=True, exist_ok=True)
     return exp.plot(table, rundir.fig_dir), exp.summarize(table)
 
@@ -132,10 +136,14 @@ def _unique(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class _Bar:
-    """Overall progress over (point, seed) pairs with ETA, or nothing when disabled."""
+    """Overall progress over (point, seed) pairs with ETA, or nothing when disabled; with
+    ``failed`` (a count, sweeps) failed pairs are shown and count towards the total."""
 
-    def __init__(self, enabled: bool, total: int, done: int, name: str) -> None:
+    def __init__(
+        self, enabled: bool, total: int, done: int, name: str, failed: int | None = None
+    ) -> None:
         self._p = None
+        self.failed = failed
         if not enabled:
             return
         from rich.progress import (
@@ -151,12 +159,15 @@ class _Bar:
             TextColumn(f"[bold]{name}"),
             BarColumn(),
             MofNCompleteColumn(),
+            *([TextColumn("[red]{task.fields[failed]} failed")] if failed is not None else []),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
             TextColumn("{task.description}"),
         )
-        self._task = self._p.add_task("", total=total, completed=done)
+        self._task = self._p.add_task(
+            "", total=total, completed=done + (failed or 0), failed=failed or 0
+        )
         self._p.start()
 
     def describe(self, params: dict[str, Any]) -> None:
@@ -164,9 +175,11 @@ class _Bar:
             text = " ".join(f"{k}={v}" for k, v in params.items())
             self._p.update(self._task, description=text)
 
-    def advance(self, n: int) -> None:
+    def advance(self, n: int, failed: bool = False) -> None:
+        if failed and self.failed is not None:
+            self.failed += n
         if self._p is not None:
-            self._p.advance(self._task, n)
+            self._p.update(self._task, advance=n, failed=self.failed or 0)
 
     def close(self) -> None:
         if self._p is not None:

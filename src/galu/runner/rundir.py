@@ -204,9 +204,10 @@ class RunDir:
         return records
 
     # ---------------------------------------------------------------- results
-    def table_from_points(self) -> pd.DataFrame:
+    def table_from_points(self, records: list[dict[str, Any]] | None = None) -> pd.DataFrame:
+        """The tidy table of ``records`` (default: every finished point, read now)."""
         rows = []
-        for rec in self.read_points():
+        for rec in self.read_points() if records is None else records:
             for row in rec["rows"]:
                 rows.append({**rec["params"], "seed": rec["seed"], **row})
         table = pd.DataFrame(rows)

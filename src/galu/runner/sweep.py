@@ -33,6 +33,7 @@ import pandas as pd
 from galu.experiments.base import Experiment, get_experiment
 from galu.experiments.config import ConfigError, _field_types, coerce, parse_overrides, resolve
 from galu.runner.backends import Task, make_backend
+from galu.runner.run import _Bar
 from galu.runner.rundir import RunDir, RunDirError, atomic_write_text, point_id
 
 
@@ -136,32 +137,32 @@ def run_sweep(
     failed_ids = {p.stem for p in failed_dir.glob("*.json")} if failed_dir.exists() else set()
     tasks: list[Task] = []
     full_of: dict[str, dict[str, Any]] = {}  # task key -> point params incl. the cell's values
-    total = 0
+    all_ids: set[str] = set()
     for config, cell, params in points:
-        seeds = _seeds(config)
-        total += len(seeds)
         todo = []
-        for s in seeds:
+        for s in _seeds(config):
             pid = point_id(params, s)
-            if pid in done_ids or (pid in failed_ids and not retry_failed):
-                continue
-            todo.append(s)
+            all_ids.add(pid)
+            if pid not in done_ids and (pid not in failed_ids or retry_failed):
+                todo.append(s)
         if todo:
             own = {k: v for k, v in params.items() if k not in cell}
             task = Task(name, config, own, tuple(todo), threads)
             full_of[_task_key(task)] = params
             tasks.append(task)
-    done = len(done_ids & {point_id(p, s) for c, _, p in points for s in _seeds(c)})
-    n_failed = 0 if retry_failed else len(failed_ids - done_ids)
+    done_ids &= all_ids
+    failed_ids = (failed_ids & all_ids) - done_ids
 
     t0 = time.perf_counter()
     ran = 0
-    bar = _SweepBar(progress, name, total, done, n_failed)
+    bar = _Bar(
+        progress, len(all_ids), len(done_ids), name, failed=len(failed_ids) * (not retry_failed)
+    )
     runner = make_backend(backend, workers, address) if tasks else None
     last_write = time.monotonic()
     try:
         if runner is not None:
-            bar.note(f"{runner.name} × {runner.workers}")
+            bar.describe({"backend": f"{runner.name} × {runner.workers}"})
             for outcome in runner.run(tasks):
                 task = outcome.task
                 full = full_of[_task_key(task)]
@@ -170,11 +171,14 @@ def run_sweep(
                     pid = point_id(full, s)
                     if outcome.rows is not None:
                         rundir.write_point(full, s, outcome.rows[s], per_seed)
-                        (failed_dir / f"{pid}.json").unlink(missing_ok=True)
-                        bar.advance(ok=True)
+                        if pid in failed_ids:
+                            (failed_dir / f"{pid}.json").unlink(missing_ok=True)
+                            failed_ids.discard(pid)
+                        done_ids.add(pid)
                     else:
                         _write_failure(failed_dir, pid, full, s, outcome)
-                        bar.advance(ok=False)
+                        failed_ids.add(pid)
+                    bar.advance(1, failed=outcome.rows is None)
                     ran += 1
                 if time.monotonic() - last_write > 5.0:
                     rundir.write_results()
@@ -185,17 +189,15 @@ def run_sweep(
             runner.close()
         table = rundir.write_results()
     seconds = time.perf_counter() - t0
-    done_ids = rundir.done_ids()
-    failed_now = {p.stem for p in failed_dir.glob("*.json")} if failed_dir.exists() else set()
-    figures = _plot(cls, points, table, rundir) if not table.empty else []
+    figures = plot_cells(cls, meta["base"], axes, table, rundir.fig_dir) if not table.empty else []
     _log_sweep(rundir, backend, runner, ran, seconds, resumed)
     return SweepResult(
         rundir.path,
         table,
         figures,
         len(done_ids),
-        len(failed_now - done_ids),
-        total,
+        len(failed_ids),
+        len(all_ids),
         ran,
         seconds,
         backend,
@@ -209,10 +211,6 @@ def _seeds(config: dict[str, Any]) -> list[int]:
 
 def _task_key(task: Task) -> str:
     return json.dumps([task.config, task.params], sort_keys=True)
-
-
-def _axes_of(points: list) -> list[str]:
-    return list(points[0][1]) if points else []
 
 
 def _write_failure(failed_dir: Path, pid: str, params: dict, seed: int, outcome) -> None:
@@ -237,23 +235,26 @@ def read_failures(path: Path | str) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
-def _plot(cls, points, table: pd.DataFrame, rundir: RunDir) -> list[Path]:
-    """The experiment's own figures, once per cell (a sub-folder per cell when there are axes)."""
-    axes = _axes_of(points)
+def plot_cells(
+    cls: type[Experiment],
+    base: dict[str, Any],
+    axes: dict[str, list[Any]],
+    table: pd.DataFrame,
+    fig_dir: Path,
+) -> list[Path]:
+    """The experiment's own figures, once per cell of ``axes`` (a sub-folder per cell; none
+    without axes). A cell's config is ``base`` with the cell's values."""
     figures: list[Path] = []
-    configs = {json.dumps({k: c[k] for k in axes}, sort_keys=True): c for c, _, _ in points}
-    for key, config in configs.items():
-        cell = json.loads(key)
+    for combo in itertools.product(*axes.values()) if axes else [()]:
+        cell = dict(zip(axes, combo, strict=True))
         part = table
         for k, v in cell.items():
             part = part[part[k] == v]
         if part.empty:
             continue
-        folder = rundir.fig_dir
-        if cell:
-            folder = folder / "_".join(f"{k}={v}" for k, v in cell.items())
+        folder = fig_dir / "_".join(f"{k}={v}" for k, v in cell.items()) if cell else fig_dir
         folder.mkdir(parents=True, exist_ok=True)
-        exp = cls(resolve(cls.Config, {"saved": {}}, "saved", config))
+        exp = cls.from_saved({**base, **cell})
         figures += exp.plot(part.drop(columns=list(cell)).reset_index(drop=True), folder)
     return figures
 
@@ -271,49 +272,12 @@ def _log_sweep(rundir: RunDir, backend: str, runner, ran: int, seconds: float, r
         fh.write(json.dumps(line) + "\n")
 
 
-class _SweepBar:
-    """Points done/total, failures, elapsed and ETA (rich), or nothing when disabled."""
-
-    def __init__(self, enabled: bool, name: str, total: int, done: int, failed: int) -> None:
-        self._p = None
-        self.failed = failed
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._p = Progress(
-            TextColumn(f"[bold]{name}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("[red]{task.fields[failed]} failed"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            TextColumn("{task.description}"),
-        )
-        self._task = self._p.add_task("", total=total, completed=done + failed, failed=failed)
-        self._p.start()
-
-    def note(self, text: str) -> None:
-        if self._p is not None:
-            self._p.update(self._task, description=text)
-
-    def advance(self, ok: bool) -> None:
-        if not ok:
-            self.failed += 1
-        if self._p is not None:
-            self._p.update(self._task, advance=1, failed=self.failed)
-
-    def close(self) -> None:
-        if self._p is not None:
-            self._p.stop()
-
-
-__all__ = ["RunDirError", "SweepResult", "expand", "parse_grid", "read_failures", "run_sweep"]
+__all__ = [
+    "RunDirError",
+    "SweepResult",
+    "expand",
+    "parse_grid",
+    "plot_cells",
+    "read_failures",
+    "run_sweep",
+]

@@ -366,6 +366,11 @@ _INNER_TOL = 1e-3
 _MIXED_ROUNDS = 60
 
 
+def _ratio(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a / b`` elementwise, 0 where ``b <= 0`` (a converged or empty system)."""
+    return torch.where(b > 0, a / torch.where(b > 0, b, 1.0), 0.0)
+
+
 def _cg(apply, S, tol, max_iter):
     """CG on ``apply(δ) = S`` for a symmetric PSD ``apply``, one system per output along the
     first dimension of ``S``, from ``δ = 0``; stops when every residual is below ``tol·‖S‖``.
@@ -380,12 +385,11 @@ def _cg(apply, S, tol, max_iter):
     it = 0
     while it < max_iter and bool((rs > stop).any()):
         q = apply(p)
-        pq = (p * q).sum(dims)
-        delta += torch.where(pq > 0, rs / torch.where(pq > 0, pq, 1.0), 0.0).reshape(shape) * p
-        r -= torch.where(pq > 0, rs / torch.where(pq > 0, pq, 1.0), 0.0).reshape(shape) * q
+        alpha = _ratio(rs, (p * q).sum(dims)).reshape(shape)
+        delta += alpha * p
+        r -= alpha * q
         rs_new = (r * r).sum(dims)
-        beta = torch.where(rs > 0, rs_new / torch.where(rs > 0, rs, 1.0), 0.0)
-        p = r + beta.reshape(shape) * p
+        p = r + _ratio(rs_new, rs).reshape(shape) * p
         rs = rs_new
         it += 1
     return delta, it
@@ -484,6 +488,12 @@ def _fit_gated(X, G, Y, ridge, solver, tol, max_iter, gram=None, mixed=False, wa
     return _Solved(*_solve_lsqr(X, G, Y, ridge, tol, max_iter, mixed, warn))
 
 
+def _default_max_iter(m: int, n: int, mixed: bool) -> int:
+    """LSQR's default iteration cap; mixed precision counts CG steps over several refinement
+    rounds, so it gets 4× the room."""
+    return max(200, 4 * min(m, n)) * (4 if mixed else 1)
+
+
 def _mse(X, G, W, Y) -> float:
     return float(((ops.lifted_matvec(X, G, W) - Y) ** 2).mean())
 
@@ -537,11 +547,12 @@ def fit_galu(
     m, d = Xt.shape
     k = U.shape[0]
     path: str = solver
-    if path == "auto":
-        path = choose_solver(m, k, d, dtype=dtype, device=Xt.device, memory_limit=memory_limit)
+    costs: dict[str, float] = {}
+    if path == "auto":  # as choose_solver, keeping the costs for the LSQR-first budget
+        costs = _direct_costs(m, k, d, dtype=dtype, device=Xt.device, memory_limit=memory_limit)
+        path = min(costs, key=lambda name: costs[name]) if costs else "lsqr"
     if max_iter is None:
-        # Mixed precision counts CG steps over several refinement rounds: give it 4× the room.
-        max_iter = max(200, 4 * min(m, k * d)) * (4 if mixed_precision else 1)
+        max_iter = _default_max_iter(m, k * d, mixed_precision)
     elif isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"`max_iter` (={max_iter!r}) must be a positive integer.")
     if not (isinstance(tol, numbers.Real) and tol > 0):
@@ -551,7 +562,6 @@ def fit_galu(
     G = ops.gate_matrix(Xt, U, gate)  # (m, k)
     res = None
     if solver == "auto" and path != "lsqr":
-        costs = _direct_costs(m, k, d, dtype=dtype, device=Xt.device, memory_limit=memory_limit)
         per_iter = 4 * m * k * d * Y.shape[1]
         budget = int(costs[path] / per_iter / _LSQR_FIRST_SHARE)
         if budget >= _LSQR_FIRST_MIN_ITERS:
@@ -632,7 +642,7 @@ def hill_climb(
     Y = y_[:, None] if y_.ndim == 1 else y_
     m, d = X_.shape
     k = U.shape[0]
-    iters = max_iter if max_iter is not None else max(200, 4 * min(m, k * d))
+    iters = max_iter if max_iter is not None else _default_max_iter(m, k * d, False)
     # Proposals are scored with one fast path throughout, even where a squared system loses a
     # direction of Ψ (kd ≈ m): what matters is the comparison between gates. The returned fit
     # is exact (fit_galu on the final gates).
