@@ -13,10 +13,10 @@ standard Gaussian inputs and random labels, so scnn's data scaling is off
 
 The target is the exact solution's training MSE within 1e-6 relative (``max(mse*·(1+1e-6),
 1e-6·mean(y²))``: the floor matters only when the exact fit interpolates). ``galu-auto`` runs
-once at its defaults. Iterative contenders (``galu-lsqr``, ``galu-lsqr-mixed``, ``scnn-lsmr``,
-``scnn-rfista``) run a tolerance ladder 1e-4, 1e-6, 1e-8, 1e-10 and report the first (fastest)
-run that reaches the target, or else their best MSE. Adam (lr 1e-3, batch 128) trains until the
-target or the step budget. Rows: ``benchmarks/results/solvers-SIZES.csv``.
+once at its defaults. Iterative contenders (``galu-lsqr``, ``galu-cg``, ``galu-cg-mixed``,
+``scnn-lsmr``, ``scnn-rfista``) run a tolerance ladder 1e-4, 1e-6, 1e-8, 1e-10 and report the
+first (fastest) run that reaches the target, or else their best MSE. Adam (lr 1e-3, batch 128)
+trains until the target or the step budget. Rows: ``benchmarks/results/solvers-SIZES.csv``.
 
 GEMM rows (``benchmarks/results/solvers-SIZES-gemm.csv``) time the dominant products of each
 galu path — the two gated GEMMs of an LSQR iteration (float64 and float32), the kernel
@@ -45,7 +45,7 @@ SIZES = {
     "issue": [(8192, 64, 256), (16384, 64, 128), (4096, 64, 64)],
 }
 TOLS = (1e-4, 1e-6, 1e-8, 1e-10)
-ITERATIVE = ("galu-lsqr", "galu-lsqr-mixed", "scnn-lsmr", "scnn-rfista")
+ITERATIVE = ("galu-lsqr", "galu-cg", "galu-cg-mixed", "scnn-lsmr", "scnn-rfista")
 CONTENDERS = ("galu-auto", *ITERATIVE, "adam")
 
 
@@ -75,7 +75,9 @@ def run_one(contender: str, m: int, d: int, k: int, tol: float, target: float, b
     if contender.startswith("galu-"):
         kw: dict = dict(gate=Gate(at_zero=0.0), max_iter=20_000)
         if contender != "galu-auto":
-            kw.update(solver="lsqr", tol=tol, mixed_precision=contender == "galu-lsqr-mixed")
+            kw.update(
+                solver=contender.split("-")[1], tol=tol, mixed_precision=contender.endswith("mixed")
+            )
         fit = fit_galu(X, y, U, **kw)
         seconds = time.perf_counter() - t0
         mse, extra["solver"], extra["iterations"] = fit.train_mse, fit.solver, fit.n_iter

@@ -20,7 +20,7 @@ from galu.solvers import (
 )
 from tests.conftest import max_rel_diff
 
-PATHS = ["primal", "dual", "lsqr", "svd"]
+PATHS = ["primal", "dual", "lsqr", "cg", "svd"]
 # LSQR stops at ‖Āᵀr‖ <= tol·‖Ā‖‖r‖ (tol 1e-10); its error is that times the condition number.
 LSQR_RTOL = 1e-6
 DIRECT_RTOL = 1e-9
@@ -73,7 +73,7 @@ def test_solver_paths_agree_with_independent_reference(case, solver):
     assert fit.weight.shape == (
         (case["k"], case["d"]) if case["o"] is None else (case["o"], case["k"], case["d"])
     )
-    tol = LSQR_RTOL if solver == "lsqr" else DIRECT_RTOL
+    tol = LSQR_RTOL if solver in ("lsqr", "cg") else DIRECT_RTOL
     assert max_rel_diff(W, ref) < tol
     # The reported training MSE is the MSE of the returned weights' predictions.
     pred = fit.predict(X)
@@ -81,7 +81,7 @@ def test_solver_paths_agree_with_independent_reference(case, solver):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
-def test_mixed_precision_lsqr_reaches_the_float64_reference(case, monkeypatch):
+def test_mixed_precision_cg_reaches_the_float64_reference(case, monkeypatch):
     # float32 GEMMs, float64 refinement: the same answer as the float64 reference, minimum norm
     # included (the wide cases), although the products really run in float32.
     import galu.solvers._galu as mod
@@ -93,14 +93,14 @@ def test_mixed_precision_lsqr_reaches_the_float64_reference(case, monkeypatch):
     )
     X, y, U = _problem(case["m"], case["d"], case["k"], case["o"])
     ref = _numpy_reference(X, y, U, case["ridge"])
-    fit = fit_galu(X, y, U, ridge=case["ridge"], solver="lsqr", mixed_precision=True)
+    fit = fit_galu(X, y, U, ridge=case["ridge"], solver="cg", mixed_precision=True)
     W = fit.weight if fit.weight.ndim == 3 else fit.weight[None]
     assert fit.converged and W.dtype == torch.float64
     assert torch.float32 in seen and torch.float64 in seen
     assert max_rel_diff(W, ref) < LSQR_RTOL
 
 
-def test_auto_keeps_lsqr_only_when_it_converges_within_its_budget(monkeypatch):
+def test_auto_keeps_cg_only_when_it_converges_within_its_budget(monkeypatch):
     import galu.solvers._galu as mod
 
     X, y, U = _problem(m=400, d=6, k=10)  # tall: the direct choice is primal
@@ -108,7 +108,7 @@ def test_auto_keeps_lsqr_only_when_it_converges_within_its_budget(monkeypatch):
     monkeypatch.setattr(mod, "_LSQR_FIRST_MIN_ITERS", 1)
     monkeypatch.setattr(mod, "_LSQR_FIRST_SHARE", 1e-3)  # a budget of thousands of iterations
     fit = fit_galu(X, y, U)
-    assert fit.solver == "lsqr" and fit.converged and fit.n_iter > 1
+    assert fit.solver == "cg" and fit.converged and fit.n_iter > 1
     assert max_rel_diff(fit.weight[None], ref) < LSQR_RTOL
     # A 1-iteration budget cannot converge: auto falls back to the direct path, silently.
     monkeypatch.setattr(mod, "_LSQR_FIRST_SHARE", 8)
@@ -250,13 +250,24 @@ def test_hill_climbing_never_increases_the_loss_and_is_seeded():
         (dict(X=np.ones((10, 0)), U=np.ones((4, 0))), r"at least one sample and one feature"),
         (dict(ridge=float("nan")), r"`ridge` \(=nan\) must be a finite number"),
         (dict(solver="cholesky"), r"`solver` \(='cholesky'\) must be one of \('auto', 'primal'"),
+        (
+            dict(solver="lsqr", mixed_precision=True),
+            r"`mixed_precision=True` applies to solver='cg' or 'auto'; got solver='lsqr'",
+        ),
     ],
 )
 def test_bad_input_errors_name_the_argument(kwargs, message):
     args = dict(X=np.ones((10, 3)), y=np.zeros(10), U=np.ones((4, 3)), ridge=0.0, solver="auto")
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
-        fit_galu(args["X"], args["y"], args["U"], ridge=args["ridge"], solver=args["solver"])
+        fit_galu(
+            args["X"],
+            args["y"],
+            args["U"],
+            ridge=args["ridge"],
+            solver=args["solver"],
+            mixed_precision=args.get("mixed_precision", False),
+        )
 
 
 def test_no_warnings_on_a_healthy_fit():
@@ -329,3 +340,27 @@ def test_ridge_path_matches_independent_fits(shape):
         assert fit.ridge == lam
     with pytest.raises(ValueError, match=r"`ridge` \(=-1\) must be >= 0"):
         ridge_path(X, y, U, [0.1, -1])
+
+
+def test_preconditioners_invert_what_they_approximate():
+    from galu import ops
+    from galu.solvers._galu import kron_preconditioner, woodbury_preconditioner
+
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(50, 4, generator=g, dtype=torch.float64) * torch.tensor([1.0, 3.0, 0.1, 1.0])
+    # One always-open gate: ΨᵀΨ = XᵀX is exactly Kronecker, so the preconditioner is its inverse.
+    G1 = torch.ones(50, 1, dtype=torch.float64)
+    V = torch.randn(2, 1, 4, generator=g, dtype=torch.float64)
+    for ridge in (0.0, 0.7):
+        precond = kron_preconditioner(X, G1, ridge)
+        normal = ops.lifted_rmatvec(X, G1, ops.lifted_matvec(X, G1, V)) + ridge * V
+        assert max_rel_diff(precond(normal), V) < 1e-10
+    # Woodbury against a dense solve of c̄XXᵀ + D, built from the definitions in its docstring.
+    G = (X @ torch.randn(4, 6, generator=g, dtype=torch.float64) >= 0).double()
+    xx, gg = (X * X).sum(1), (G * G).sum(1)
+    cbar = float((G.sum(0) ** 2).sum()) / 50**2
+    D = torch.maximum(xx * (gg - cbar), 0.1 * xx * gg) + 0.3
+    dense = cbar * X @ X.T + torch.diag(D)
+    R = torch.randn(3, 50, generator=g, dtype=torch.float64)
+    got = woodbury_preconditioner(X, G, 0.3)(R)
+    assert max_rel_diff(got, torch.linalg.solve(dense, R.T).T) < 1e-10

@@ -18,7 +18,7 @@ class GaLURegressor(RegressorMixin, BaseEstimator):
     Parameters:
         n_neurons: number of gated units ``k``.
         ridge: L2 penalty ``λ >= 0`` (``0``: minimum-norm least squares).
-        solver: ``"auto"``, ``"primal"``, ``"dual"``, ``"lsqr"`` or ``"svd"`` (see
+        solver: ``"auto"``, ``"primal"``, ``"dual"``, ``"lsqr"``, ``"cg"`` or ``"svd"`` (see
             :func:`galu.solvers.fit_galu`).
         gate_at_zero: value of the step gate at exactly 0 (``1.0``, ``0.0`` or ``0.5``).
         hill_climb_steps: gate-improvement steps after the first fit (0 disables).

@@ -14,10 +14,13 @@ solved here four ways that must agree:
 ``dual``       kernel ``K = (XXᵀ) ⊙ (GGᵀ)`` (m × m), ``α = (K + λI)⁻¹ y``, ``W = Ψᵀ α``.
 ``lsqr``       matrix-free LSQR using only ``Ψ w = rowsum(G ⊙ XWᵀ)`` and ``Ψᵀr = (G ⊙ r)ᵀX``:
                memory O(m(k + d) + kd), runs on CPU or GPU tensors.
+``cg``         matrix-free preconditioned CG on the normal (m ≥ kd) or dual (kd > m) equations
+               with float64 refinement; Kronecker / Woodbury preconditioners; float32 GEMMs with
+               ``mixed_precision=True``. Usually the fastest path for large problems.
 ``svd``        SVD of the formed ``Ψ``: the slow, most stable reference.
 
 ``auto`` picks the cheaper of primal and dual among those whose matrices fit in memory, and the
-matrix-free path when neither fits.
+matrix-free path when neither fits; before an expensive direct solve it tries ``cg`` on a budget.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ from galu.gates import Gate
 from galu.solvers._lsqr import lsqr
 from galu.solvers._memory import available_bytes
 
-Solver = Literal["auto", "primal", "dual", "lsqr", "svd"]
-SOLVERS: tuple[str, ...] = ("auto", "primal", "dual", "lsqr", "svd")
+Solver = Literal["auto", "primal", "dual", "lsqr", "cg", "svd"]
+SOLVERS: tuple[str, ...] = ("auto", "primal", "dual", "lsqr", "cg", "svd")
 
 # Rows of Ψ formed at once when accumulating ΨᵀΨ: bounds the primal path's working memory.
 _ROW_BLOCK_BYTES = 64 * 2**20
@@ -361,8 +364,9 @@ def _lsqr_run(X, G, Y, ridge, tol, max_iter):
     )
 
 
-# Each refinement round asks float32 CG for this much reduction of the float64 normal residual.
-_INNER_TOL = 1e-3
+# Each refinement round asks CG for this much reduction of its float64 right-hand side: float32
+# cannot give much more; in float64 a deeper round saves restarts.
+_INNER_TOL = {torch.float32: 1e-3, torch.float64: 1e-8}
 _MIXED_ROUNDS = 60
 
 
@@ -371,32 +375,79 @@ def _ratio(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(b > 0, a / torch.where(b > 0, b, 1.0), 0.0)
 
 
-def _cg(apply, S, tol, max_iter):
-    """CG on ``apply(δ) = S`` for a symmetric PSD ``apply``, one system per output along the
-    first dimension of ``S``, from ``δ = 0``; stops when every residual is below ``tol·‖S‖``.
-    Returns ``(δ, iterations)``."""
+def _cg(apply, S, tol, max_iter, precondition=None):
+    """Preconditioned CG on ``apply(δ) = S`` for a symmetric PSD ``apply`` (and SPD
+    ``precondition`` ≈ its inverse), one system per output along the first dimension of ``S``,
+    from ``δ = 0``; stops when every residual is below ``tol·‖S‖``. Returns ``(δ, iterations)``.
+    """
     dims = tuple(range(1, S.ndim))
     shape = (-1,) + (1,) * (S.ndim - 1)
+    precondition = precondition if precondition is not None else (lambda r: r)
     delta = torch.zeros_like(S)
     r = S.clone()
-    p = r.clone()
-    rs = (r * r).sum(dims)
-    stop = (tol * rs.sqrt()) ** 2
+    z = precondition(r)
+    p = z.clone()
+    rz = (r * z).sum(dims)
+    stop = (tol * torch.linalg.vector_norm(r.reshape(r.shape[0], -1), dim=1)) ** 2
     it = 0
-    while it < max_iter and bool((rs > stop).any()):
+    while it < max_iter and bool(((r * r).sum(dims) > stop).any()):
         q = apply(p)
-        alpha = _ratio(rs, (p * q).sum(dims)).reshape(shape)
+        alpha = _ratio(rz, (p * q).sum(dims)).reshape(shape)
         delta += alpha * p
         r -= alpha * q
-        rs_new = (r * r).sum(dims)
-        p = r + _ratio(rs_new, rs).reshape(shape) * p
-        rs = rs_new
+        z = precondition(r)
+        rz_new = (r * z).sum(dims)
+        p = z + _ratio(rz_new, rz).reshape(shape) * p
+        rz = rz_new
         it += 1
     return delta, it
 
 
-def _lsqr_mixed(X, G, Y, ridge, tol, max_iter):
-    """Mixed precision: float32 CG rounds refined on float64 residuals.
+def kron_preconditioner(X: torch.Tensor, G: torch.Tensor, ridge: float):
+    """``V ↦ (A ⊗ C + λI)⁻¹ V`` for ``V`` ``(o, k, d)``: a cheap inverse of ``ΨᵀΨ + λI``.
+
+    Block ``(i, j)`` of ``ΨᵀΨ`` is ``Σ_n g_ni g_nj x_n x_nᵀ``; replacing it by
+    ``(Σ_n g_ni g_nj / m) · XᵀX`` gives the Kronecker product ``A ⊗ C`` with ``A = GᵀG/m`` and
+    ``C = XᵀX`` — exact when the gates are independent of ``x x ᵀ``, and it captures both the
+    features' scales and the shared-direction outliers (all neurons' weights moving together,
+    about ``k/2`` times stiffer than the bulk) that slow plain Krylov methods down. Applied
+    through the eigendecompositions of ``A`` (k × k) and ``C`` (d × d): two small GEMMs per
+    side. Eigenvalue products below ``1e-10`` of the largest are floored (dead or repeated
+    gates make ``A`` singular).
+    """
+    m = X.shape[0]
+    la, Qa = torch.linalg.eigh((G.T @ G).double() / m)
+    lc, Qc = torch.linalg.eigh((X.T @ X).double())
+    prod = la.clamp(min=0)[:, None] * lc.clamp(min=0)[None, :] + ridge
+    inv = 1.0 / prod.clamp(min=1e-10 * float(prod.max()))
+    Qa, Qc, inv = Qa.to(X.dtype), Qc.to(X.dtype), inv.to(X.dtype)
+    return lambda V: Qa @ ((Qa.T @ V @ Qc) * inv) @ Qc.T
+
+
+def woodbury_preconditioner(X: torch.Tensor, G: torch.Tensor, ridge: float):
+    """``R ↦ (c̄ XXᵀ + D)⁻¹ R`` for ``R`` ``(o, m)``: a cheap inverse of ``K + λI``.
+
+    The kernel is ``K_nl = (x_n·x_l)(g_n·g_l)``. Replacing ``g_n·g_l`` off the diagonal by its
+    mean ``c̄`` gives ``c̄ XXᵀ`` (rank d: the same shared-direction outliers as in the primal)
+    plus the diagonal ``D = diag(K) − c̄ diag(XXᵀ) + λ``, floored at a tenth of ``diag(K)``.
+    Woodbury makes each application ``O(m d)``.
+    """
+    m, d = X.shape
+    xx, gg = (X * X).sum(1), (G * G).sum(1)
+    cbar = float((G.sum(0) ** 2).sum()) / m**2
+    diag = xx * gg
+    D = torch.maximum(xx * (gg - cbar), 0.1 * diag) + ridge
+    Di = 1.0 / D.clamp(min=torch.finfo(X.dtype).tiny)
+    if cbar <= 0:
+        return lambda R: Di * R
+    inner = torch.eye(d, dtype=torch.float64, device=X.device) / cbar
+    inner = inner + (X.T.double() * Di.double()) @ X.double()
+    Si = torch.linalg.inv(inner).to(X.dtype)
+    return lambda R: Di * R - Di * (((R * Di) @ X) @ Si @ X.T)
+
+
+def _refined_cg(X, G, Y, ridge, tol, max_iter, mixed):
+    """Preconditioned CG rounds refined on float64 residuals; float32 GEMMs when ``mixed``.
 
     Tall or square problems (``m >= kd``) refine ``w``: each round forms the normal residual
     ``s = Ψᵀ(y − Ψw) − λw`` in float64 and solves ``(ΨᵀΨ + λI) δ = s`` to ``1e-3`` relative with
@@ -409,7 +460,9 @@ def _lsqr_mixed(X, G, Y, ridge, tol, max_iter):
     ``(W, n_iter, converged)``; ``n_iter`` counts CG steps (one matvec and one rmatvec each,
     as an LSQR iteration).
     """
-    X32, G32 = X.float(), G.float()
+    inner = torch.float32 if mixed else X.dtype
+    X32, G32 = X.to(inner), G.to(inner)  # the inner precision (float32 only when mixed)
+    inner_tol = max(tol, _INNER_TOL.get(inner, 1e-3))
     m, o, k, d = X.shape[0], Y.shape[1], G.shape[1], X.shape[1]
     dual = k * d > m
     if dual:
@@ -418,10 +471,13 @@ def _lsqr_mixed(X, G, Y, ridge, tol, max_iter):
             return ops.lifted_matvec(X32, G32, ops.lifted_rmatvec(X32, G32, a.T)).T + ridge * a
 
         alpha = torch.zeros(o, m, dtype=X.dtype, device=X.device)
+        precondition = woodbury_preconditioner(X32, G32, ridge)
     else:
 
         def apply(v):  # (o, k, d) -> (o, k, d): (ΨᵀΨ + λI) per output
             return ops.lifted_rmatvec(X32, G32, ops.lifted_matvec(X32, G32, v)) + ridge * v
+
+        precondition = kron_preconditioner(X32, G32, ridge)
 
     W = torch.zeros(o, k, d, dtype=X.dtype, device=X.device)
     ynorm = torch.linalg.vector_norm(Y, dim=0)
@@ -439,28 +495,26 @@ def _lsqr_mixed(X, G, Y, ridge, tol, max_iter):
             break
         if dual:
             rhs = R.T - ridge * alpha  # (o, m): y − (ΨΨᵀ + λI) α
-            step, it = _cg(apply, rhs.float(), _INNER_TOL, max_iter - total)
+            step, it = _cg(apply, rhs.to(inner), inner_tol, max_iter - total, precondition)
             alpha = alpha + step.to(X.dtype)
             W = ops.lifted_rmatvec(X, G, alpha.T)
         else:
-            step, it = _cg(apply, S.float(), _INNER_TOL, max_iter - total)
+            step, it = _cg(apply, S.to(inner), inner_tol, max_iter - total, precondition)
             W = W + step.to(X.dtype)
         total += it
     return W, total, False
 
 
-def _solve_lsqr(X, G, Y, ridge, tol, max_iter, mixed=False, warn=True):
-    if mixed:
-        W, n_iter, converged = _lsqr_mixed(X, G, Y, ridge, tol, max_iter)
+def _solve_iterative(X, G, Y, ridge, tol, max_iter, solver, mixed=False, warn=True):
+    if solver == "cg":
+        W, n_iter, converged = _refined_cg(X, G, Y, ridge, tol, max_iter, mixed)
     else:
         res = _lsqr_run(X, G, Y, ridge, tol, max_iter)
         W, n_iter, converged = res.x, res.n_iter, res.converged
     if warn and not converged:
-        why = f"max_iter={max_iter}"
-        hint = ", drop `mixed_precision`" if mixed else ""
         warnings.warn(
-            f"LSQR stopped ({why}) before reaching tol={tol:g}; the fit may be inexact. "
-            f"Raise `max_iter`, loosen `tol`{hint}, or add a small `ridge`.",
+            f"{solver.upper()} stopped (max_iter={max_iter}) before reaching tol={tol:g}; the fit "
+            "may be inexact. Raise `max_iter`, loosen `tol`, or add a small `ridge`.",
             ConvergenceWarning,
             stacklevel=3,
         )
@@ -485,13 +539,13 @@ def _fit_gated(X, G, Y, ridge, solver, tol, max_iter, gram=None, mixed=False, wa
         return _Solved(W, rank_loss=loss)
     if solver == "svd":
         return _Solved(_solve_svd(X, G, Y, ridge))
-    return _Solved(*_solve_lsqr(X, G, Y, ridge, tol, max_iter, mixed, warn))
+    return _Solved(*_solve_iterative(X, G, Y, ridge, tol, max_iter, solver, mixed, warn))
 
 
-def _default_max_iter(m: int, n: int, mixed: bool) -> int:
-    """LSQR's default iteration cap; mixed precision counts CG steps over several refinement
-    rounds, so it gets 4× the room."""
-    return max(200, 4 * min(m, n)) * (4 if mixed else 1)
+def _default_max_iter(m: int, n: int, cg: bool) -> int:
+    """The matrix-free paths' default iteration cap; ``cg`` counts CG steps over several
+    refinement rounds, so it gets 4× the room."""
+    return max(200, 4 * min(m, n)) * (4 if cg else 1)
 
 
 def _mse(X, G, W, Y) -> float:
@@ -521,21 +575,23 @@ def fit_galu(
         gate_vectors: fixed gate vectors ``(k, d)``; gates are ``gate(X @ gate_vectors.T)``.
         gate: gate function (default hard step ``1[z >= 0]``).
         ridge: L2 penalty ``λ >= 0``; ``0`` gives the minimum-norm least-squares solution.
-        solver: ``"auto"``, ``"primal"``, ``"dual"``, ``"lsqr"`` (matrix-free) or ``"svd"``.
+        solver: ``"auto"``, ``"primal"``, ``"dual"``, ``"lsqr"`` or ``"cg"`` (matrix-free), or
+            ``"svd"``.
         dtype: working precision (float64 by default: the system is ill-conditioned near
             ``kd = m``).
         device: where to compute (default: ``X``'s device, or the CPU for arrays).
-        tol, max_iter: LSQR stopping rule (``max_iter`` defaults to ``max(200, 4·min(m, kd))``,
-            four times that with ``mixed_precision``).
+        tol, max_iter: stopping rule of the matrix-free paths (LSQR's, checked in float64 for
+            ``cg``); ``max_iter`` defaults to ``max(200, 4·min(m, kd))``, four times that for
+            ``cg``, whose count spans several refinement rounds.
         memory_limit: bytes the direct solvers may use when ``solver="auto"`` chooses
             (default: half the free memory of the device).
-        mixed_precision: run LSQR's GEMMs in float32 and refine on the float64 residual (about
-            2× faster per iteration on CPU; same ``tol``, checked in float64). Applies to the
-            ``lsqr`` path, including ``auto``'s LSQR attempt.
+        mixed_precision: run ``cg``'s GEMMs in float32, refining on float64 right-hand sides
+            (about 2× faster per iteration on CPU; the same ``tol``, checked in float64). For
+            ``solver="cg"`` or ``"auto"`` (its ``cg`` attempt).
 
-    ``auto`` first runs LSQR when the chosen direct solve would cost more than
-    ``4 × 50`` LSQR iterations; it keeps LSQR's answer if it converges within a quarter of the
-    direct solve's multiply-adds, and otherwise solves directly (so at most 25% is wasted, and a
+    ``auto`` first runs ``cg`` when the chosen direct solve would cost more than ``4 × 50``
+    iterations' worth of multiply-adds; it keeps that answer if it converges within a quarter of
+    the direct solve's cost, and otherwise solves directly (so at most 25% is wasted, and a
     well-conditioned large problem is solved in seconds instead of minutes).
 
     Returns:
@@ -552,16 +608,20 @@ def fit_galu(
         costs = _direct_costs(m, k, d, dtype=dtype, device=Xt.device, memory_limit=memory_limit)
         path = min(costs, key=lambda name: costs[name]) if costs else "lsqr"
     if max_iter is None:
-        max_iter = _default_max_iter(m, k * d, mixed_precision)
+        max_iter = _default_max_iter(m, k * d, solver in ("cg", "auto"))
     elif isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"`max_iter` (={max_iter!r}) must be a positive integer.")
     if not (isinstance(tol, numbers.Real) and tol > 0):
         raise ValueError(f"`tol` (={tol!r}) must be a positive number.")
     if not isinstance(mixed_precision, bool):
         raise ValueError(f"`mixed_precision` (={mixed_precision!r}) must be True or False.")
+    if mixed_precision and solver not in ("cg", "auto"):
+        raise ValueError(
+            f"`mixed_precision=True` applies to solver='cg' or 'auto'; got solver={solver!r}."
+        )
     G = ops.gate_matrix(Xt, U, gate)  # (m, k)
     res = None
-    if solver == "auto" and path != "lsqr":
+    if solver == "auto" and path != "lsqr":  # a direct path: try cg first, on a budget
         per_iter = 4 * m * k * d * Y.shape[1]
         budget = int(costs[path] / per_iter / _LSQR_FIRST_SHARE)
         if budget >= _LSQR_FIRST_MIN_ITERS:
@@ -570,14 +630,14 @@ def fit_galu(
                 G,
                 Y,
                 float(ridge),
-                "lsqr",
+                "cg",
                 tol,
                 min(budget, max_iter),
                 mixed=mixed_precision,
                 warn=False,
             )
             if attempt.converged:
-                res, path = attempt, "lsqr"
+                res, path = attempt, "cg"
     if res is None:
         res = _fit_gated(Xt, G, Y, float(ridge), path, tol, max_iter, mixed=mixed_precision)
     if res.rank_loss is not None:
