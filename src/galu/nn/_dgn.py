@@ -1,0 +1,249 @@
+"""Deep gated networks (DGN): a gating (feature) network decides which paths are open, a value
+network computes linearly along them (Lakshminarayanan & Singh 2020; ``science/dgn.md``).
+
+Layer ``l`` of the value network computes ``z_l = (W_l z_{l-1} + b_l) ⊙ G_l(x)`` from
+``z_0 = x`` (all ones for ``dlgn-ones``); the output is ``W_out z_L``. What computes the gates
+``G_l`` — and what is trained — is the variant:
+
+============  ==================================================  ======  ==============
+variant       gating network                                      gates   gating trained
+============  ==================================================  ======  ==============
+relu          the value network itself (``G_l = 1[a_l > 0]``)      hard    (tied)
+frnpf-ii      an independently initialised ReLU network           hard    no (frozen)
+(``galu``)
+frnpf-di      a copy of the value network's initialisation        hard    no (frozen)
+flnpf         the weights of a given trained ReLU network         hard    no (frozen)
+dnpfl         a ReLU network trained jointly from scratch         soft    yes
+dlgn          a linear network ``q_l = F_l q_{l-1}``, ``q_0 = x``  soft    yes
+dlgn-ones     as dlgn; the value network is fed all ones          soft    yes
+dlgn-sf       ``q_l = F_l x`` for every layer (single feature)     soft    yes
+============  ==================================================  ======  ==============
+
+Hard gates are ``1[q > 0]``; soft gates are ``(1 + ε) σ(β q)`` with the official code's
+``β = 4, ε = 0.1`` for dnpfl and ``β = 4, ε = 0`` for the DLGN family (its papers use ``σ(βq)``).
+A trained gating network needs soft gates (hard gates pass no gradient), so asking for hard gates
+there is an error. Frozen gating parameters have ``requires_grad=False``.
+
+``arch="conv"`` builds the same networks from 3×3 same-padding convolutions (``widths`` are
+channel counts; the gate tensor of conv layer ``l`` multiplies the value network's conv layer
+``l`` output) with global average pooling before the linear readout (the papers' GCONV shape).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from galu.nn._init import check_positive_int, fan_in_bound, sample_uniform
+
+Variant = Literal[
+    "relu", "galu", "frnpf-ii", "frnpf-di", "flnpf", "dnpfl", "dlgn", "dlgn-ones", "dlgn-sf"
+]
+VARIANTS: tuple[str, ...] = (
+    "relu", "galu", "frnpf-ii", "frnpf-di", "flnpf", "dnpfl", "dlgn", "dlgn-ones", "dlgn-sf"
+)  # fmt: skip
+FROZEN = ("frnpf-ii", "frnpf-di", "flnpf")  # gating network fixed
+SOFT_DEFAULT = {
+    "dnpfl": (4.0, 0.1),
+    "dlgn": (4.0, 0.0),
+    "dlgn-ones": (4.0, 0.0),
+    "dlgn-sf": (4.0, 0.0),
+}
+ARCHS = ("fc", "conv")
+
+
+def _layer(arch: str, fan_in: int, width: int, bias: bool, kw: dict[str, Any]) -> nn.Module:
+    """A seeded linear (``fc``) or 3×3 same-padding convolution (``conv``) layer, initialised as
+    PyTorch's default (uniform, bound ``1/√fan_in``) from the given generator."""
+    layer: nn.Linear | nn.Conv2d
+    if arch == "fc":
+        layer = nn.Linear(fan_in, width, bias=bias, dtype=kw["dtype"], device=kw["device"])
+        fan = fan_in
+    else:
+        layer = nn.Conv2d(
+            fan_in, width, 3, padding=1, bias=bias, dtype=kw["dtype"], device=kw["device"]
+        )
+        fan = fan_in * 9
+    bound = fan_in_bound(fan)
+    with torch.no_grad():
+        layer.weight.copy_(sample_uniform(tuple(layer.weight.shape), bound, **kw))
+        if layer.bias is not None:
+            layer.bias.copy_(sample_uniform(tuple(layer.bias.shape), bound, **kw))
+    return layer
+
+
+class DGN(nn.Module):
+    """A deep gated network; ``variant`` selects how gates are computed and what is trained.
+
+    Args:
+        in_features: input dimension (``fc``) or input channels (``conv``).
+        widths: hidden widths (``fc``) or channel counts (``conv``), one per gated layer.
+        out_features: outputs of the linear readout.
+        variant: one of :data:`VARIANTS` (``galu`` is ``frnpf-ii``).
+        arch: ``"fc"`` or ``"conv"``.
+        gate: ``"hard"`` or ``"soft"``; default by variant (see the module docstring).
+        beta, eps: soft gate ``(1 + eps)·σ(beta·q)``; defaults by variant.
+        bias: biases in both networks.
+        gating_from: for ``flnpf``, a trained ReLU network of the same shape (a ``DGN`` with
+            ``variant="relu"`` or a :class:`ReLUNet`) whose hidden layers become the frozen
+            gating network.
+        generator, dtype, device: explicit randomness and placement. The value network is drawn
+            first, then the gating network, so value weights do not depend on the variant.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        widths: Sequence[int],
+        out_features: int = 1,
+        *,
+        variant: Variant = "relu",
+        arch: Literal["fc", "conv"] = "fc",
+        gate: Literal["hard", "soft"] | None = None,
+        beta: float | None = None,
+        eps: float | None = None,
+        bias: bool = False,
+        gating_from: nn.Module | None = None,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"`variant` (={variant!r}) must be one of {VARIANTS}.")
+        if arch not in ARCHS:
+            raise ValueError(f"`arch` (={arch!r}) must be one of {ARCHS}.")
+        self.variant = "frnpf-ii" if variant == "galu" else variant
+        self.arch = arch
+        self.in_features = check_positive_int("in_features", in_features)
+        self.out_features = check_positive_int("out_features", out_features)
+        widths = (widths,) if isinstance(widths, int) else tuple(widths)
+        if not widths:
+            raise ValueError("`widths` must name at least one gated layer.")
+        self.widths = tuple(check_positive_int("widths[]", w) for w in widths)
+        soft_default = SOFT_DEFAULT.get(self.variant)
+        self.gate = gate if gate is not None else ("soft" if soft_default else "hard")
+        if self.gate not in ("hard", "soft"):
+            raise ValueError(f"`gate` (={gate!r}) must be 'hard' or 'soft'.")
+        if self.gate == "hard" and soft_default:
+            raise ValueError(
+                f"variant {self.variant!r} trains its gating network, which needs soft gates "
+                "(hard gates pass no gradient); use gate='soft'."
+            )
+        if self.variant == "relu" and self.gate == "soft":
+            raise ValueError("variant 'relu' gates each unit by its own sign: gate must be 'hard'.")
+        d_beta, d_eps = soft_default or (4.0, 0.1)
+        self.beta = float(beta if beta is not None else d_beta)
+        self.eps = float(eps if eps is not None else d_eps)
+        if not self.beta > 0 or not self.eps >= 0:
+            raise ValueError(f"soft gates need beta > 0 and eps >= 0; got {self.beta}, {self.eps}.")
+        if (gating_from is not None) != (self.variant == "flnpf"):
+            raise ValueError("`gating_from` (a trained ReLU network) is required by, and only by, "
+                             "variant 'flnpf'.")  # fmt: skip
+        self.bias = bias
+        kw: dict[str, Any] = dict(generator=generator, dtype=dtype, device=device)
+
+        self.value = nn.ModuleList()
+        fan_in = in_features
+        for w in self.widths:
+            self.value.append(_layer(arch, fan_in, w, bias, kw))
+            fan_in = w
+        self.readout = _layer("fc", fan_in, out_features, bias, kw)
+
+        self.feature = nn.ModuleList()
+        if self.variant == "frnpf-di":
+            self.feature = copy.deepcopy(self.value)
+        elif self.variant == "flnpf":
+            self.feature = _copy_relu_layers(gating_from, self)
+        elif self.variant != "relu":
+            fan_in = in_features
+            for w in self.widths:
+                gate_in = in_features if self.variant == "dlgn-sf" else fan_in
+                self.feature.append(_layer(arch, gate_in, w, bias, kw))
+                fan_in = w
+        if self.variant in FROZEN:
+            self.feature.requires_grad_(False)
+
+    # ------------------------------------------------------------------ gates
+    def _gate(self, q: torch.Tensor) -> torch.Tensor:
+        if self.gate == "hard":
+            return (q > 0).to(q.dtype)
+        return (1.0 + self.eps) * torch.sigmoid(self.beta * q)
+
+    def gates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The gate of every layer, ``G_l(x)`` (shape of that layer's output)."""
+        if self.variant == "relu":
+            out, z = [], x
+            for layer in self.value:
+                a = layer(z)
+                g = self._gate(a)
+                out.append(g)
+                z = a * g
+            return out
+        gates, q = [], x
+        for layer in self.feature:
+            pre = layer(x if self.variant == "dlgn-sf" else q)
+            gates.append(self._gate(pre))
+            # ReLU gating networks pass relu(q) on; linear ones (DLGN) pass q itself.
+            q = pre if self.variant.startswith("dlgn") else torch.relu(pre)
+        return gates
+
+    def value_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the value network is fed: ``x``, or all ones for ``dlgn-ones``."""
+        return torch.ones_like(x) if self.variant == "dlgn-ones" else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.value_input(x)
+        if self.variant == "relu":
+            for layer in self.value:
+                z = torch.relu(layer(z))
+        else:
+            for layer, g in zip(self.value, self.gates(x), strict=True):
+                z = layer(z) * g
+        if self.arch == "conv":
+            z = z.mean(dim=(-2, -1))  # global average pooling
+        return self.readout(z)
+
+    def extra_repr(self) -> str:
+        soft = f", beta={self.beta}, eps={self.eps}" if self.gate == "soft" else ""
+        return f"variant={self.variant!r}, arch={self.arch!r}, gate={self.gate!r}{soft}"
+
+
+def _copy_relu_layers(source: nn.Module | None, target: DGN) -> nn.ModuleList:
+    """The hidden layers of a trained ReLU network, copied (FLNPF's frozen gating network)."""
+    layers: list[Any]
+    if isinstance(source, DGN) and source.variant == "relu":
+        layers = list(source.value)
+    elif (
+        source is not None and hasattr(source, "layers") and source.__class__.__name__ == "ReLUNet"
+    ):
+        layers = list(source.layers)  # type: ignore[arg-type]
+    else:
+        raise ValueError(
+            "`gating_from` must be a DGN with variant='relu' or a ReLUNet; "
+            f"got {type(source).__name__}."
+        )
+    shapes = [tuple(layer.weight.shape) for layer in layers]
+    want = [tuple(layer.weight.shape) for layer in target.value]  # type: ignore[arg-type]
+    if shapes != want:
+        raise ValueError(f"`gating_from` has layer shapes {shapes}; this network needs {want}.")
+    out = nn.ModuleList()
+    for layer in layers:
+        new = copy.deepcopy(layer)
+        if isinstance(new, nn.Linear | nn.Conv2d):
+            out.append(new)
+        else:  # galu's seeded linear layer: rebuild as nn.Linear with the same numbers
+            lin = nn.Linear(new.weight.shape[1], new.weight.shape[0], bias=new.bias is not None,
+                            dtype=new.weight.dtype, device=new.weight.device)  # fmt: skip
+            with torch.no_grad():
+                lin.weight.copy_(new.weight)
+                if new.bias is not None:
+                    lin.bias.copy_(new.bias)
+            out.append(lin)
+    if any((layer.bias is not None) != target.bias for layer in out):
+        raise ValueError("`gating_from` and this network must agree on `bias`.")
+    return out
