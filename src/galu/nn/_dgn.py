@@ -31,6 +31,7 @@ channel counts; the gate tensor of conv layer ``l`` multiplies the value network
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -202,7 +203,10 @@ class DGN(nn.Module):
             for layer in self.value:
                 z = torch.relu(layer(z))
         else:
-            for layer, g in zip(self.value, self.gates(x), strict=True):
+            # Hard gates carry no gradient: build no autograd graph for the gating network.
+            with torch.no_grad() if self.gate == "hard" else contextlib.nullcontext():
+                gates = self.gates(x)
+            for layer, g in zip(self.value, gates, strict=True):
                 z = layer(z) * g
         if self.arch == "conv":
             z = z.mean(dim=(-2, -1))  # global average pooling
