@@ -33,7 +33,19 @@ from galu.seeding import derive_seed
 __all__ = ["DATASETS", "Dataset", "load_dataset", "read_idx", "write_idx"]
 
 #: The names :func:`load_dataset` accepts.
-DATASETS: tuple[str, ...] = ("digits", "mnist1d", "mnist", "fashion-mnist")
+DATASETS: tuple[str, ...] = ("digits", "mnist1d", "mnist", "fashion-mnist", "cifar10")
+
+#: Image shape (channels, height, width) of each dataset's flattened inputs (None: not images).
+IMAGE_SHAPES: dict[str, tuple[int, int, int] | None] = {
+    "digits": (1, 8, 8),
+    "mnist1d": None,
+    "mnist": (1, 28, 28),
+    "fashion-mnist": (1, 28, 28),
+    "cifar10": (3, 32, 32),
+}
+
+# CIFAR-10's "python version" files (the folder cifar-10-batches-py of the official archive).
+CIFAR10_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
 
 #: Fraction of the 1797 digits images held out as the test split (digits has no official split).
 DIGITS_TEST_FRACTION = 0.2
@@ -51,6 +63,10 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "fashion-mnist": (
         "Fashion-MNIST (Xiao et al. 2017)",
         "https://github.com/zalandoresearch/fashion-mnist",
+    ),
+    "cifar10": (
+        "CIFAR-10 (Krizhevsky 2009)",
+        "https://www.cs.toronto.edu/~kriz/cifar.html (the 'python version')",
     ),
 }
 
@@ -129,6 +145,10 @@ def load_dataset(
       optionally gzipped as ``*.gz``) from the directory ``root``; images flattened to
       ``(n, 784)`` and divided by 255 (to ``[0, 1]``). A :class:`FileNotFoundError` says where
       to get the files when ``root`` is missing or incomplete.
+    * ``"cifar10"``: the six pickled batches of CIFAR-10's python version (``data_batch_1`` …
+      ``data_batch_5``, ``test_batch``) from ``root``; images ``(n, 3072)`` in channel-major
+      order (reshape to ``(n, 3, 32, 32)``), divided by 255. The files are unpickled: load
+      only files you trust (the official archive).
 
     ``dtype`` (floating) is the dtype of the inputs; labels are ``int64``.
     """
@@ -147,6 +167,8 @@ def load_dataset(
         X, y, X_test, y_test = _digits()
     elif name == "mnist1d":
         X, y, X_test, y_test = _mnist1d(int(seed), mnist1d_samples)
+    elif name == "cifar10":
+        X, y, X_test, y_test = _cifar10(root)
     else:
         X, y, X_test, y_test = _mnist_like(name, root)
 
@@ -297,6 +319,52 @@ def _mnist_like(
             f"vs {arrays['test_images'].shape[1:]}."
         )
     return images[0], labels[0], images[1], labels[1]
+
+
+def _cifar10(root: str | os.PathLike[str] | None) -> tuple[np.ndarray, ...]:
+    import pickle
+
+    base = None if root is None else Path(root).expanduser()
+    missing = [f for f in CIFAR10_FILES if base is None or not (base / f).is_file()]
+    if missing:
+        title, url = _SOURCES["cifar10"]
+        where = (
+            "no directory was given (`root=None`)"
+            if base is None
+            else f"missing {', '.join(missing)} in {os.fspath(base.resolve())}"
+        )
+        raise FileNotFoundError(
+            f"{title} not found: {where}. load_dataset('cifar10', root=DIR) reads "
+            f"{', '.join(CIFAR10_FILES)} from DIR (the folder cifar-10-batches-py of the "
+            f"archive); download it from {url} and unpack it there."
+        )
+    assert base is not None
+    parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for fname in CIFAR10_FILES:
+        with open(base / fname, "rb") as fh:
+            batch = pickle.load(fh, encoding="bytes")
+        data = np.asarray(batch[b"data"])
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+            raise ValueError(
+                f"{base / fname}: b'data' must be uint8 (n, 3072); got {data.dtype} {data.shape}."
+            )
+        if len(labels) != len(data) or (labels.size and not 0 <= labels.min() <= labels.max() < 10):
+            raise ValueError(f"{base / fname}: b'labels' must be n integers in 0..9.")
+        parts[fname] = (data.astype(np.float64) / 255.0, labels)
+    X = np.concatenate([parts[f][0] for f in CIFAR10_FILES[:5]])
+    y = np.concatenate([parts[f][1] for f in CIFAR10_FILES[:5]])
+    return X, y, *parts["test_batch"]
+
+
+def write_cifar10_batch(path: str | os.PathLike[str], data: np.ndarray, labels: np.ndarray) -> None:
+    """Write one CIFAR-10 python-version batch (a pickled dict), e.g. small files for tests."""
+    import pickle
+
+    with open(path, "wb") as fh:
+        pickle.dump(
+            {b"data": np.asarray(data, dtype=np.uint8), b"labels": list(map(int, labels))}, fh
+        )
 
 
 # IDX type codes (third byte of the magic number) and the big-endian dtypes they stand for.

@@ -2,6 +2,7 @@
 
 from galu.experiments import (  # noqa: F401
     dgn_depth,
+    dgn_variants,
     generalization,
     memorization,
     min_width,

@@ -6,7 +6,7 @@ fitting ``W`` is linear least squares in ``k·d`` unknowns per output,
 
     min_W ‖Ψ vec(W) − y‖² + λ ‖W‖²,        Ψ = [X ⊙ g_1, …, X ⊙ g_k]   (m × kd),
 
-solved here four ways that must agree:
+solved here five ways that must agree:
 
 ``primal``     normal equations ``(ΨᵀΨ + λI) w = Ψᵀy`` (kd × kd), accumulated over row blocks so
                ``Ψ`` is never held whole; Cholesky, or for ``λ = 0`` on a numerically singular
