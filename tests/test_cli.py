@@ -86,7 +86,9 @@ def test_bench_lists_benchmarks_and_passes_options_through(tmp_path, monkeypatch
 
     res = runner.invoke(app, ["bench", "nope"])
     assert res.exit_code == 2
-    assert "unknown benchmark 'nope'; available: paths, solvers" in " ".join(res.output.split())
+    assert "unknown benchmark 'nope'; available: dgn, paths, solvers" in " ".join(
+        res.output.split()
+    )
     # Extra options reach the benchmark script (run for real: `--help` only parses).
     proc = subprocess.run(
         [sys.executable, "-m", "galu", "bench", "solvers", "--", "--help"],

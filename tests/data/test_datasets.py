@@ -195,10 +195,10 @@ def test_mnist_inconsistent_files_are_rejected(tmp_path):
 
 def test_bad_arguments():
     with pytest.raises(
-        ValueError, match="Unknown dataset 'cifar10'; valid names are digits, mnist1d"
+        ValueError, match="Unknown dataset 'cifar100'; valid names are digits, mnist1d"
     ):
-        load_dataset("cifar10")
-    assert DATASETS == ("digits", "mnist1d", "mnist", "fashion-mnist")
+        load_dataset("cifar100")
+    assert DATASETS == ("digits", "mnist1d", "mnist", "fashion-mnist", "cifar10")
     with pytest.raises(ValueError, match="val_fraction"):
         load_dataset("digits", val_fraction=1.0)
     with pytest.raises(ValueError, match="seed"):

@@ -43,7 +43,7 @@ def test_smoke_run_rows_and_the_test_split_never_selects():
 def test_conv_variants_on_image_data_and_config_errors():
     exp = DGNVariants.from_preset("smoke", {"arch": "conv", "widths": (4,), "steps": 10})
     ds = exp.data(0)
-    assert tuple(ds.X_train.shape[1:]) == (1, 8, 8)
+    assert tuple(exp.view(ds.X_train).shape[1:]) == (1, 8, 8)
     rows = exp.run_point(dict(variant="frnpf-di", lr=3e-3), seed=0)
     assert {r["metric"] for r in rows} >= {"test_acc"}
     with pytest.raises(ConfigError, match="needs an image data set"):

@@ -90,12 +90,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _fit(net: DGN, ds: Dataset, c: DGNVariantsConfig, lr: float, seed: int) -> dict[str, float]:
-    """Adam on cross-entropy; keeps the best-validation parameters. Returns the metrics."""
+def _fit(
+    net: DGN,
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    c: DGNVariantsConfig,
+    lr: float,
+    seed: int,
+) -> dict[str, float]:
+    """Adam on cross-entropy; keeps the best-validation parameters. Returns the metrics.
+
+    ``splits`` maps train/val/test to ``(inputs as the network takes them, labels)``."""
+    (X_tr, y_tr), (X_val, y_val), (X_te, y_te) = splits["train"], splits["val"], splits["test"]
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     gen = generator(seed, "batches", lr)
-    m = ds.X_train.shape[0]
+    m = X_tr.shape[0]
     best: tuple[float, dict[str, torch.Tensor]] = (-1.0, copy.deepcopy(net.state_dict()))
     test_max, perm, pos = 0.0, torch.randperm(m, generator=gen), 0
     for step in range(1, c.steps + 1):
@@ -103,23 +112,23 @@ def _fit(net: DGN, ds: Dataset, c: DGNVariantsConfig, lr: float, seed: int) -> d
             perm, pos = torch.randperm(m, generator=gen), 0
         idx = perm[pos : pos + c.batch_size]
         pos += c.batch_size
-        loss = torch.nn.functional.cross_entropy(net(ds.X_train[idx]), ds.y_train[idx])
+        loss = torch.nn.functional.cross_entropy(net(X_tr[idx]), y_tr[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if step % c.eval_every == 0 or step == c.steps:
-            val, test = _accuracy(net, ds.X_val, ds.y_val), _accuracy(net, ds.X_test, ds.y_test)
+            val, test = _accuracy(net, X_val, y_val), _accuracy(net, X_te, y_te)
             test_max = max(test_max, test)
             if val > best[0]:
                 best = (val, copy.deepcopy(net.state_dict()))
     net.load_state_dict(best[1])
     with torch.no_grad():
-        train_loss = float(torch.nn.functional.cross_entropy(net(ds.X_train), ds.y_train))
+        train_loss = float(torch.nn.functional.cross_entropy(net(X_tr), y_tr))
     return dict(
         train_loss=train_loss,
-        train_acc=_accuracy(net, ds.X_train, ds.y_train),
+        train_acc=_accuracy(net, X_tr, y_tr),
         val_acc=best[0],
-        test_acc=_accuracy(net, ds.X_test, ds.y_test),
+        test_acc=_accuracy(net, X_te, y_te),
         test_acc_max=test_max,
     )
 
@@ -146,35 +155,36 @@ class DGNVariants(Experiment):
         ]
 
     def data(self, seed: int) -> Dataset:
+        """The seed's splits (inputs flat; :meth:`view` shapes them for the network)."""
         c = self.config
-        ds = load_dataset(c.dataset, root=c.root or None, val_fraction=c.val_fraction, seed=seed)
-        if c.arch == "fc":
-            return ds
-        shape = IMAGE_SHAPES[c.dataset]
-        assert shape is not None
+        return load_dataset(c.dataset, root=c.root or None, val_fraction=c.val_fraction, seed=seed)
 
-        def img(X: torch.Tensor) -> torch.Tensor:
-            return X.reshape(len(X), *shape)
-
-        return Dataset(ds.name, img(ds.X_train), ds.y_train, img(ds.X_val), ds.y_val,
-                       img(ds.X_test), ds.y_test, ds.n_classes)  # fmt: skip
+    def view(self, X: torch.Tensor) -> torch.Tensor:
+        """Inputs as the network takes them: flat for ``fc``, ``(n, C, H, W)`` for ``conv``."""
+        shape = IMAGE_SHAPES[self.config.dataset]
+        return X if self.config.arch == "fc" or shape is None else X.reshape(len(X), *shape)
 
     def _net(self, variant: str, ds: Dataset, seed: int, lr: float, **kw: Any) -> DGN:
         c = self.config
-        in_features = ds.X_train.shape[1]
+        in_features = self.view(ds.X_train[:1]).shape[1]
         return DGN(in_features, c.widths, ds.n_classes, variant=variant, arch=c.arch,  # type: ignore[arg-type]
                    bias=True, generator=generator(seed, "init", variant, lr), **kw)  # fmt: skip
 
     def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
         ds = self.data(seed)
+        splits = {
+            "train": (self.view(ds.X_train), ds.y_train),
+            "val": (self.view(ds.X_val), ds.y_val),
+            "test": (self.view(ds.X_test), ds.y_test),
+        }
         variant, lr = params["variant"], params["lr"]
         kw: dict[str, Any] = {}
         if variant == "flnpf":
             relu = self._net("relu", ds, seed, lr)
-            _fit(relu, ds, self.config, lr, seed)
+            _fit(relu, splits, self.config, lr, seed)
             kw["gating_from"] = relu
         net = self._net(variant, ds, seed, lr, **kw)
-        metrics = _fit(net, ds, self.config, lr, seed)
+        metrics = _fit(net, splits, self.config, lr, seed)
         return [dict(metric=k, value=v) for k, v in metrics.items()]
 
     # ----------------------------------------------------------------- outputs
