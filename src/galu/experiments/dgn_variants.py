@@ -17,7 +17,6 @@ frozen gating network, and trains a fresh value network.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from galu.experiments.base import Experiment, Row, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.nn import DGN
 from galu.seeding import generator
+from galu.train import fit_classifier
 
 VARIANTS: tuple[str, ...] = (
     "relu", "frnpf-ii", "frnpf-di", "flnpf", "dnpfl", "dlgn", "dlgn-ones", "dlgn-sf"
@@ -90,54 +90,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _fit(
-    net: DGN,
-    splits: dict[str, tuple[torch.Tensor, torch.Tensor]],
-    c: DGNVariantsConfig,
-    lr: float,
-    seed: int,
-) -> dict[str, float]:
-    """Adam on cross-entropy; keeps the best-validation parameters. Returns the metrics.
-
-    ``splits`` maps train/val/test to ``(inputs as the network takes them, labels)``."""
-    (X_tr, y_tr), (X_val, y_val), (X_te, y_te) = splits["train"], splits["val"], splits["test"]
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
-    gen = generator(seed, "batches", lr)
-    m = X_tr.shape[0]
-    best: tuple[float, dict[str, torch.Tensor]] = (-1.0, copy.deepcopy(net.state_dict()))
-    test_max, perm, pos = 0.0, torch.randperm(m, generator=gen), 0
-    for step in range(1, c.steps + 1):
-        if pos >= m:
-            perm, pos = torch.randperm(m, generator=gen), 0
-        idx = perm[pos : pos + c.batch_size]
-        pos += c.batch_size
-        loss = torch.nn.functional.cross_entropy(net(X_tr[idx]), y_tr[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % c.eval_every == 0 or step == c.steps:
-            val, test = _accuracy(net, X_val, y_val), _accuracy(net, X_te, y_te)
-            test_max = max(test_max, test)
-            if val > best[0]:
-                best = (val, copy.deepcopy(net.state_dict()))
-    net.load_state_dict(best[1])
-    with torch.no_grad():
-        train_loss = float(torch.nn.functional.cross_entropy(net(X_tr), y_tr))
-    return dict(
-        train_loss=train_loss,
-        train_acc=_accuracy(net, X_tr, y_tr),
-        val_acc=best[0],
-        test_acc=_accuracy(net, X_te, y_te),
-        test_acc_max=test_max,
-    )
-
-
-def _accuracy(net: DGN, X: torch.Tensor, y: torch.Tensor) -> float:
-    with torch.no_grad():
-        return float((net(X).argmax(-1) == y).float().mean())
-
-
 @register
 class DGNVariants(Experiment):
     name = "dgn-variants"
@@ -170,6 +122,11 @@ class DGNVariants(Experiment):
         return DGN(in_features, c.widths, ds.n_classes, variant=variant, arch=c.arch,  # type: ignore[arg-type]
                    bias=True, generator=generator(seed, "init", variant, lr), **kw)  # fmt: skip
 
+    def _fit(self, net: DGN, splits: dict, lr: float, seed: int) -> dict[str, float]:
+        c = self.config
+        return fit_classifier(net, splits, lr=lr, steps=c.steps, batch_size=c.batch_size,
+                              eval_every=c.eval_every, seed=seed)  # fmt: skip
+
     def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
         ds = self.data(seed)
         splits = {
@@ -181,10 +138,10 @@ class DGNVariants(Experiment):
         kw: dict[str, Any] = {}
         if variant == "flnpf":
             relu = self._net("relu", ds, seed, lr)
-            _fit(relu, splits, self.config, lr, seed)
+            self._fit(relu, splits, lr, seed)
             kw["gating_from"] = relu
         net = self._net(variant, ds, seed, lr, **kw)
-        metrics = _fit(net, splits, self.config, lr, seed)
+        metrics = self._fit(net, splits, lr, seed)
         return [dict(metric=k, value=v) for k, v in metrics.items()]
 
     # ----------------------------------------------------------------- outputs

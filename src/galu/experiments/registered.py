@@ -3,6 +3,7 @@
 from galu.experiments import (  # noqa: F401
     dgn_depth,
     dgn_variants,
+    gate_adaptation,
     generalization,
     memorization,
     min_width,

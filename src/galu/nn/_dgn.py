@@ -31,7 +31,6 @@ channel counts; the gate tensor of conv layer ``l`` multiplies the value network
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -39,6 +38,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from galu import ops
 from galu.nn._init import check_positive_int, fan_in_bound, sample_uniform
 
 Variant = Literal[
@@ -185,13 +185,18 @@ class DGN(nn.Module):
                 out.append(g)
                 z = a * g
             return out
-        gates, q = [], x
+        return [self._gate(q) for q in self.gate_preactivations(x)]
+
+    def gate_preactivations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The gating network's pre-activations ``q_l(x)`` (not for ``relu``, whose gates come
+        from the value network)."""
+        out, q = [], x
         for layer in self.feature:
             pre = layer(x if self.variant == "dlgn-sf" else q)
-            gates.append(self._gate(pre))
+            out.append(pre)
             # ReLU gating networks pass relu(q) on; linear ones (DLGN) pass q itself.
             q = pre if self.variant.startswith("dlgn") else torch.relu(pre)
-        return gates
+        return out
 
     def value_input(self, x: torch.Tensor) -> torch.Tensor:
         """What the value network is fed: ``x``, or all ones for ``dlgn-ones``."""
@@ -203,11 +208,14 @@ class DGN(nn.Module):
             for layer in self.value:
                 z = torch.relu(layer(z))
         else:
-            # Hard gates carry no gradient: build no autograd graph for the gating network.
-            with torch.no_grad() if self.gate == "hard" else contextlib.nullcontext():
-                gates = self.gates(x)
-            for layer, g in zip(self.value, gates, strict=True):
-                z = layer(z) * g
+            if self.gate == "hard":  # no gradient through the gates: build no graph for them
+                with torch.no_grad():
+                    gates = self.gates(x)
+                for layer, g in zip(self.value, gates, strict=True):
+                    z = layer(z) * g
+            else:  # soft gates: multiply by pre-activations, keeping two tensors per layer
+                for layer, q in zip(self.value, self.gate_preactivations(x), strict=True):
+                    z = ops.soft_gated(layer(z), q, self.beta, self.eps)
         if self.arch == "conv":
             z = z.mean(dim=(-2, -1))  # global average pooling
         return self.readout(z)
