@@ -59,27 +59,3 @@ def test_galu_kernel_is_the_gram_of_the_lifted_design(gen):
         _explicit_psi(X, G) @ _explicit_psi(X2, G2).T,
         **TOL[torch.float64],
     )
-
-
-def test_soft_gated_matches_the_plain_formula_and_its_gradients():
-    from torch.func import jacrev, vmap
-
-    from galu.ops import soft_gated
-
-    g = torch.Generator().manual_seed(0)
-    a = torch.randn(5, 7, generator=g, dtype=torch.float64, requires_grad=True)
-    q = torch.randn(5, 7, generator=g, dtype=torch.float64, requires_grad=True)
-    plain = a * (1.1 * torch.sigmoid(4.0 * q))
-    torch.testing.assert_close(soft_gated(a, q, 4.0, 0.1), plain, rtol=0, atol=1e-15)
-    # Gradients against finite differences (independent of both implementations).
-    assert torch.autograd.gradcheck(lambda a, q: soft_gated(a, q, 4.0, 0.1), (a, q))
-    # torch.func transforms it (the NTK uses vmap(jacrev(...))).
-    jac = vmap(jacrev(lambda q_row, a_row: soft_gated(a_row, q_row, 4.0, 0.1)))(q, a)
-    s = torch.sigmoid(4.0 * q)
-    expected = torch.diag_embed(a * 1.1 * 4.0 * s * (1 - s))
-    torch.testing.assert_close(jac, expected.detach())
-    # It keeps two tensors for backward where the plain formula keeps more.
-    saved = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        soft_gated(a, q, 4.0, 0.1)
-    assert len(saved) == 2

@@ -78,36 +78,3 @@ def galu_kernel(
     if x2 is None or g2 is None:
         x2, g2 = x1, g1
     return (x1 @ x2.T) * (g1 @ g2.T)
-
-
-class _SoftGated(torch.autograd.Function):
-    """``a ⊙ (1 + ε) σ(β q)``, saving only ``a`` and ``q`` for the backward pass (the gate is
-    recomputed there), where autograd on the plain formula keeps ``σ(βq)``, the gate and ``a``."""
-
-    generate_vmap_rule = True  # so torch.func (vmap, jacrev) can transform it
-
-    @staticmethod
-    def forward(a: torch.Tensor, q: torch.Tensor, beta: float, eps: float) -> torch.Tensor:
-        return a * ((1.0 + eps) * torch.sigmoid(beta * q))
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        a, q, beta, eps = inputs
-        ctx.save_for_backward(a, q)
-        ctx.beta, ctx.eps = beta, eps
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        a, q = ctx.saved_tensors
-        s = torch.sigmoid(ctx.beta * q)
-        scale = 1.0 + ctx.eps
-        grad_a = grad * (scale * s) if ctx.needs_input_grad[0] else None
-        grad_q = grad * a * (scale * ctx.beta) * s * (1.0 - s) if ctx.needs_input_grad[1] else None
-        return grad_a, grad_q, None, None
-
-
-def soft_gated(a: torch.Tensor, q: torch.Tensor, beta: float, eps: float = 0.0) -> torch.Tensor:
-    """``a ⊙ (1 + eps)·σ(beta·q)``: a value pre-activation times a soft gate, with the
-    activation memory of two tensors (``a``, ``q``) instead of four. Differentiable in both
-    arguments, including under ``torch.func``."""
-    return _SoftGated.apply(a, q, beta, eps)

@@ -38,7 +38,6 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from galu import ops
 from galu.nn._init import check_positive_int, fan_in_bound, sample_uniform
 
 Variant = Literal[
@@ -213,9 +212,9 @@ class DGN(nn.Module):
                     gates = self.gates(x)
                 for layer, g in zip(self.value, gates, strict=True):
                     z = layer(z) * g
-            else:  # soft gates: multiply by pre-activations, keeping two tensors per layer
-                for layer, q in zip(self.value, self.gate_preactivations(x), strict=True):
-                    z = ops.soft_gated(layer(z), q, self.beta, self.eps)
+            else:
+                for layer, g in zip(self.value, self.gates(x), strict=True):
+                    z = layer(z) * g
         if self.arch == "conv":
             z = z.mean(dim=(-2, -1))  # global average pooling
         return self.readout(z)
