@@ -109,14 +109,11 @@ def ntk(model: DGN, X: torch.Tensor, *, output: int = 0) -> NTK:
     """
     if not 0 <= output < model.out_features:
         raise ValueError(f"`output` (={output!r}) must be in [0, {model.out_features}).")
-    params = {n: p.detach() for n, p in model.named_parameters()}
+    named = dict(model.named_parameters())
+    params = {n: p.detach() for n, p in named.items()}
     buffers = dict(model.named_buffers())
     value = {n: p for n, p in params.items() if not n.startswith("feature.")}
-    gate = {
-        n: p
-        for n, p in params.items()
-        if n.startswith("feature.") and dict(model.named_parameters())[n].requires_grad
-    }
+    gate = {n: p for n, p in params.items() if n.startswith("feature.") and named[n].requires_grad}
 
     def f(pv, pg, x):
         out = functional_call(model, {**params, **pv, **pg, **buffers}, (x[None],))
