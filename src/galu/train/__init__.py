@@ -2,14 +2,28 @@
 classifier with validation early stopping."""
 
 from galu.train._classifier import accuracy, fit_classifier
+from galu.train._posterior import (
+    PosteriorSamples,
+    default_langevin_lr,
+    gibbs_ggdln,
+    langevin,
+    langevin_ggdln,
+    relu_forward,
+)
 from galu.train._trainer import LOSSES, OPTIMIZERS, TrainResult, train, train_ensemble
 
 __all__ = [
     "LOSSES",
     "OPTIMIZERS",
+    "PosteriorSamples",
     "TrainResult",
     "accuracy",
+    "default_langevin_lr",
     "fit_classifier",
+    "gibbs_ggdln",
+    "langevin",
+    "langevin_ggdln",
+    "relu_forward",
     "train",
     "train_ensemble",
 ]
