@@ -5,6 +5,7 @@ from galu.experiments import (  # noqa: F401
     dgn_variants,
     gate_adaptation,
     generalization,
+    ggdln,
     memorization,
     min_width,
     real_data,

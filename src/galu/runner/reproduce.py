@@ -15,6 +15,7 @@ from galu.runner.rundir import atomic_write_text
 # Paper → its experiments, in the paper's order.
 PAPERS: dict[str, tuple[str, ...]] = {
     "galu": ("memorization", "min-width", "generalization", "real-data"),
+    "ggdln": ("ggdln-curves", "ggdln-gate-learning", "ggdln-multitask"),
 }
 
 

@@ -319,10 +319,11 @@ def langevin_ggdln(
 
 
 def default_langevin_lr(K: torch.Tensor, depth: int, temperature: float, min_var: float) -> float:
-    """A step well inside the stability limit: ``0.2 / ((L + 1) λ_max(K) + T / σ²_min)`` (the
-    loss Hessian's scale at initialisation is ``(L + 1)`` times the kernel's)."""
+    """A step well inside the stability limit, from the GP kernel ``K`` (which carries a factor
+    ``σ²`` per layer): ``0.1 σ²_min / ((L + 1) λ_max(K) + T)``. The loss Hessian at prior-sized
+    weights is about the NTK, a sum of ``L + 1`` layer terms each near ``K / σ²``."""
     lam = float(torch.linalg.eigvalsh(K)[-1])
-    return 0.2 / ((depth + 1) * lam + temperature / min_var)
+    return 0.1 * min_var / ((depth + 1) * lam + temperature)
 
 
 def relu_forward(weights: Sequence[torch.Tensor], X: torch.Tensor) -> torch.Tensor:

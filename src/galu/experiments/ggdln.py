@@ -1,0 +1,486 @@
+"""Globally gated deep linear networks: finite-width theory vs sampled networks vs the GP limit
+(Li & Sompolinsky 2022, ``science/ggdln.md``).
+
+Three experiments share the tasks and the row format here:
+
+``ggdln-curves``         generalisation error, bias and variance vs width N, depth L, prior
+                         variance σ² (the L2 strength) and number of gates M (next to a ReLU
+                         network of the same width sampled by Langevin dynamics);
+``ggdln-gate-learning``  random half-space gates vs gates learned from the inputs without labels
+                         (principal directions, k-means cells), vs training-set size P;
+``ggdln-multitask``      several tasks made by permuting the inputs, learned by one network with
+                         shared gates or with task-dependent gates, vs the number of tasks.
+
+Every point and seed writes rows ``source ∈ {theory, gp, gibbs, langevin, relu}`` ×
+``metric ∈ {error, bias, variance}`` with a Monte-Carlo standard error ``se`` for sampled
+sources (jackknife over independent chains), plus the theory's saddle-point ``residual`` and
+each source's ``seconds``.
+
+Tasks (``task=``): ``teacher`` — the template task: ``P`` templates ``x ~ N(0, I)``, labels
+``y = w·x/√N0 + σ₀ξ``, test inputs ``√(1−γ) x_template + √γ ξ`` labelled by the teacher;
+``digits``, ``mnist1d``, ``mnist`` — even vs odd digits (±1), inputs PCA-whitened to ``N0``
+dimensions with the statistics of the whole training split (no labels used; ``mnist`` reads the
+IDX files from ``data_dir``), then ``P`` training and ``P_test`` test examples drawn per seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from galu.experiments.base import Experiment, Row, register, save_figure
+from galu.experiments.config import BaseConfig
+from galu.nn import GGDLN
+from galu.seeding import derive_seed, generator
+from galu.theory import ggdln_theory
+from galu.train import (
+    PosteriorSamples,
+    default_langevin_lr,
+    gibbs_ggdln,
+    langevin,
+    langevin_ggdln,
+    relu_forward,
+)
+
+TASKS = ("teacher", "digits", "mnist1d", "mnist")
+SAMPLERS = ("gibbs", "langevin", "none")
+METRICS = ("error", "bias", "variance")
+
+
+def ggdln_task(
+    task: str, P: int, P_test: int, N0: int, seed: int, *, noise: float = 0.1,
+    gamma: float = 0.5, data_dir: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """``X (P, N0), y (P,), X_test, y_test`` in float64 (module docstring)."""
+    if task not in TASKS:
+        raise ValueError(f"`task` (={task!r}) must be one of {TASKS}.")
+    g = generator(seed, "ggdln-task", task, P, P_test, N0)
+    if task == "teacher":
+        X = torch.randn(P, N0, generator=g, dtype=torch.float64)
+        w = torch.randn(N0, generator=g, dtype=torch.float64)
+        y = X @ w / math.sqrt(N0) + noise * torch.randn(P, generator=g, dtype=torch.float64)
+        pick = torch.randint(0, P, (P_test,), generator=g)
+        xi = torch.randn(P_test, N0, generator=g, dtype=torch.float64)
+        Xt = math.sqrt(1 - gamma) * X[pick] + math.sqrt(gamma) * xi
+        return X, y, Xt, Xt @ w / math.sqrt(N0)
+    from galu.data import PCAWhitener, load_dataset
+
+    ds = load_dataset(task, root=data_dir, seed=0, val_fraction=0.0, dtype=torch.float64,
+                      **({"mnist1d_samples": 4000} if task == "mnist1d" else {}))  # fmt: skip
+    if P > len(ds.y_train) or P_test > len(ds.y_test):
+        raise ValueError(
+            f"`P`={P} / `P_test`={P_test} exceed {task}'s {len(ds.y_train)} training / "
+            f"{len(ds.y_test)} test examples."
+        )
+    rng = np.random.default_rng(derive_seed(seed, "ggdln-subset", task, P, P_test))
+    tr = torch.as_tensor(rng.choice(len(ds.y_train), P, replace=False))
+    te = torch.as_tensor(rng.choice(len(ds.y_test), P_test, replace=False))
+    pca = PCAWhitener(N0).fit(ds.X_train)  # unsupervised: every training input, no labels
+    sign = lambda lab: 1.0 - 2.0 * (lab % 2).double()  # noqa: E731  (even → +1, odd → −1)
+    return (pca.transform(ds.X_train[tr]), sign(ds.y_train[tr]),
+            pca.transform(ds.X_test[te]), sign(ds.y_test[te]))  # fmt: skip
+
+
+def _rows(source: str, stats: dict[str, float], seconds: float) -> list[Row]:
+    rows = [dict(source=source, metric=k, value=stats[k], se=stats.get(f"{k}_se", float("nan")))
+            for k in METRICS]  # fmt: skip
+    rows.append(dict(source=source, metric="seconds", value=seconds, se=float("nan")))
+    return rows
+
+
+def evaluate(
+    net: GGDLN, X: torch.Tensor, y: torch.Tensor, Xt: torch.Tensor, yt: torch.Tensor,
+    temperature: float, *, sampler: str, chains: int, sweeps: int, seed: int,
+    task: Any = None, task_test: Any = None,
+) -> list[Row]:  # fmt: skip
+    """Rows for the theory, the GP limit and (unless ``sampler="none"``) the sampled network."""
+    th = ggdln_theory(net, X, y, temperature, task=task)
+    gp = ggdln_theory(net, X, y, temperature, task=task, limit="gp")
+    rows = _rows("theory", th.generalization(Xt, yt, task=task_test), th.seconds)
+    rows.append(dict(source="theory", metric="residual", value=th.residual, se=float("nan")))
+    rows += _rows("gp", gp.generalization(Xt, yt, task=task_test), gp.seconds)
+    if sampler != "none":
+        s: PosteriorSamples
+        if sampler == "gibbs":
+            s = gibbs_ggdln(net, X, y, temperature, Xt, chains=chains, sweeps=sweeps, seed=seed,
+                            task=task, task_test=task_test)  # fmt: skip
+        else:
+            s = langevin_ggdln(net, X, y, temperature, Xt, chains=chains, steps=sweeps,
+                               seed=seed, task=task, task_test=task_test)  # fmt: skip
+        rows += _rows(sampler, s.generalization(yt), s.seconds)
+    return rows
+
+
+@dataclass(frozen=True)
+class GGDLNBaseConfig(BaseConfig):
+    """Task, network, posterior and sampler settings shared by the GGDLN experiments."""
+
+    task: str = "teacher"
+    data_dir: str | None = None  # IDX files for task=mnist
+    P: int = 40  # training examples
+    P_test: int = 200
+    N0: int = 30  # input dimension (teacher) or PCA components (real data)
+    noise: float = 0.1  # teacher label noise σ₀
+    gamma: float = 0.5  # template task: test-input noise level γ
+    width: int = 32
+    depth: int = 2
+    n_gates: int = 4
+    gates: str = "halfspace"
+    readout: str = "gated"
+    prior_var: float = 0.2  # σ² for every layer (the L2 strength is T/σ²)
+    temperature: float = 0.01
+    sampler: str = "gibbs"
+    chains: int = 16
+    sweeps: int = 400  # Gibbs sweeps (Langevin steps for sampler=langevin)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.task not in TASKS:
+            raise ValueError(f"`task` (={self.task!r}) must be one of {TASKS}.")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"`sampler` (={self.sampler!r}) must be one of {SAMPLERS}.")
+        for key in ("P", "P_test", "N0", "width", "depth", "n_gates", "chains", "sweeps"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"`{key}` (={getattr(self, key)!r}) must be >= 1.")
+        for key in ("prior_var", "temperature"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"`{key}` (={getattr(self, key)!r}) must be > 0.")
+        if not 0 <= self.gamma <= 1:
+            raise ValueError(f"`gamma` (={self.gamma!r}) must be in [0, 1].")
+
+    def data(self, seed: int, P: int | None = None):
+        return ggdln_task(self.task, P or self.P, self.P_test, self.N0, seed, noise=self.noise,
+                          gamma=self.gamma, data_dir=self.data_dir)  # fmt: skip
+
+
+def _net(c: GGDLNBaseConfig, seed: int, *keys: Any, **kw: Any) -> GGDLN:
+    args: dict[str, Any] = dict(
+        width=c.width, depth=c.depth, n_gates=c.n_gates, gates=c.gates, readout=c.readout,
+        prior_var=c.prior_var,
+    )  # fmt: skip
+    args.update(kw)
+    return GGDLN(c.N0, generator=generator(seed, "ggdln-net", *keys), **args)
+
+
+def _plot_sources(ax: Any, table: pd.DataFrame, x: str, metric: str, sources: tuple[str, ...],
+                  label_prefix: str = "", color: str | None = None) -> None:  # fmt: skip
+    """Mean over seeds per ``x``: lines for theory / GP, points with ±2 pooled MC errors for
+    sampled sources."""
+    styles = {
+        "theory": dict(ls="-", marker=None), "gp": dict(ls="--", marker=None),
+        "gibbs": dict(ls="none", marker="o"), "langevin": dict(ls="none", marker="s"),
+        "relu": dict(ls="none", marker="^"),
+    }  # fmt: skip
+    names = {"theory": "theory", "gp": "GP limit", "gibbs": "Gibbs", "langevin": "Langevin",
+             "relu": "ReLU net (Langevin)"}  # fmt: skip
+    for i, src in enumerate(sources):
+        part = table[(table.source == src) & (table.metric == metric)]
+        if part.empty:
+            continue
+        grp = part.groupby(x)
+        mean = grp["value"].mean()
+        col = color or f"C{i}"
+        st = styles[src]
+        if st["marker"] is None:
+            ax.plot(mean.index, mean.values, ls=st["ls"], color=col, label=label_prefix + names[src])
+        else:
+            se = grp["se"].apply(lambda s: float(np.sqrt((s**2).sum()) / len(s)))
+            ax.errorbar(mean.index, mean.values, yerr=2 * se.values, ls="none", marker=st["marker"],
+                        color=col, capsize=2, ms=4, label=label_prefix + names[src])  # fmt: skip
+
+
+AXES = ("width", "depth", "prior_var", "n_gates")
+AXIS_LABEL = {"width": "width N", "depth": "depth L", "prior_var": "prior variance σ²",
+              "n_gates": "gates per layer M"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GGDLNCurvesConfig(GGDLNBaseConfig):
+    """One curve per axis, the other settings at their base values."""
+
+    axes: tuple[str, ...] = AXES
+    widths: tuple[int, ...] = (8, 16, 32, 64, 128)
+    depths: tuple[int, ...] = (1, 2, 3, 4)
+    prior_vars: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+    gate_counts: tuple[int, ...] = (1, 2, 4, 8)
+    relu: bool = True  # on the n_gates axis, sample a ReLU network of the same width too
+    relu_steps: int = 3000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        bad = [a for a in self.axes if a not in AXES]
+        if not self.axes or bad:
+            raise ValueError(f"`axes` (={self.axes!r}) must list some of {AXES}.")
+
+
+CURVES_PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": dict(P=10, P_test=20, N0=8, width=8, widths=(4, 16), depths=(1, 2),
+                  prior_vars=(0.2, 1.0), gate_counts=(1, 2), n_gates=2, chains=4, sweeps=40,
+                  relu_steps=60, repeats=1),  # fmt: skip
+    # ~2.5 min on 2 cores
+    "quick": dict(widths=(8, 16, 32, 64), depths=(1, 2, 3), prior_vars=(0.05, 0.2, 1.0, 2.0),
+                  sweeps=300, relu_steps=2000, repeats=2),  # fmt: skip
+    "paper": dict(P=100, P_test=500, widths=(8, 16, 32, 64, 128, 256), depths=(1, 2, 3, 4, 5),
+                  gate_counts=(1, 2, 4, 8, 16), chains=32, sweeps=2000, relu_steps=20000,
+                  repeats=5),  # fmt: skip
+}
+
+
+@register
+class GGDLNCurves(Experiment):
+    name = "ggdln-curves"
+    summary = "GGDLN theory vs Gibbs-sampled networks vs GP: error vs width, depth, σ², gates"
+    Config = GGDLNCurvesConfig
+    presets = CURVES_PRESETS
+    config: GGDLNCurvesConfig
+
+    def points(self) -> list[dict[str, Any]]:
+        c = self.config
+        values = {"width": c.widths, "depth": c.depths, "prior_var": c.prior_vars,
+                  "n_gates": c.gate_counts}  # fmt: skip
+        return [dict(axis=a, x=v) for a in c.axes for v in values[a]]
+
+    def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
+        c = self.config
+        axis, x = params["axis"], params["x"]
+        X, y, Xt, yt = c.data(seed)
+        kw: dict[str, Any] = {axis: x}
+        net = _net(c, seed, **kw)  # same gate vectors along an axis: smooth curves
+        rows = evaluate(net, X, y, Xt, yt, c.temperature, sampler=c.sampler, chains=c.chains,
+                        sweeps=c.sweeps, seed=derive_seed(seed, "sampler", axis, x))  # fmt: skip
+        if axis == "n_gates" and c.relu:
+            rows += self._relu(X, y, Xt, yt, seed)
+        return rows
+
+    def _relu(self, X, y, Xt, yt, seed: int) -> list[Row]:  # type: ignore[no-untyped-def]
+        """A ReLU network of the same width, depth and prior, sampled by Langevin dynamics."""
+        c = self.config
+        g = generator(seed, "relu-init")
+        fans = (c.N0,) + (c.width,) * c.depth
+        Ws = [torch.randn(c.chains, fans[l + 1], fans[l], generator=g, dtype=torch.float64)
+              * math.sqrt(c.prior_var) for l in range(c.depth)]  # fmt: skip
+        Ws.append(torch.randn(c.chains, c.width, generator=g, dtype=torch.float64)
+                  * math.sqrt(c.prior_var))  # fmt: skip
+        # kernel scale for the step size: the GGDLN GP kernel of one all-ones gate is the
+        # linear kernel σ^{2(L+1)} XXᵀ/N0, which bounds the ReLU network's from above
+        K = c.prior_var ** (c.depth + 1) * X @ X.T / c.N0
+        lr = default_langevin_lr(K, c.depth, c.temperature, c.prior_var)
+        s = langevin(relu_forward, Ws, [c.prior_var] * (c.depth + 1), X, y, c.temperature, Xt,
+                     lr=lr, steps=c.relu_steps, seed=derive_seed(seed, "relu-langevin"))  # fmt: skip
+        return _rows("relu", s.generalization(yt), s.seconds)
+
+    def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        c = self.config
+        axes_present = [a for a in c.axes if (table.axis == a).any()]
+        fig, axs = plt.subplots(3, len(axes_present), figsize=(3.6 * len(axes_present), 8.5),
+                                dpi=120, squeeze=False)  # fmt: skip
+        sampled = ("theory", "gp", c.sampler) if c.sampler != "none" else ("theory", "gp")
+        for j, axis in enumerate(axes_present):
+            part = table[table.axis == axis]
+            for i, metric in enumerate(METRICS):
+                ax = axs[i, j]
+                _plot_sources(ax, part, "x", metric, sampled)
+                relu = part[(part.source == "relu") & (part.metric == metric)]
+                if not relu.empty:
+                    m = relu["value"].mean()
+                    se = float(np.sqrt((relu["se"] ** 2).sum()) / len(relu))
+                    ax.axhspan(m - 2 * se, m + 2 * se, color="C3", alpha=0.25,
+                               label="ReLU net (Langevin)")  # fmt: skip
+                if axis in ("width", "prior_var"):
+                    ax.set_xscale("log")
+                ax.set_xlabel(AXIS_LABEL[axis])
+                ax.set_ylabel(f"test {metric}")
+                ax.grid(alpha=0.3)
+                if i == 0 and j == 0:
+                    ax.legend(fontsize=7)
+                if i == 0 and axis == "n_gates" and not relu.empty:
+                    ax.legend(fontsize=7)
+        fig.suptitle(
+            f"GGDLN ({c.task}, P={c.P}, base N={c.width}, L={c.depth}, M={c.n_gates}, "
+            f"σ²={c.prior_var}, T={c.temperature}); errors ±2 MC s.e.", fontsize=9,
+        )  # fmt: skip
+        return [save_figure(fig, fig_dir / "ggdln_curves.png")]
+
+    def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Test error per axis value and source (mean over seeds)."""
+        part = table[table.metric == "error"]
+        wide = part.pivot_table(index=["axis", "x"], columns="source", values="value",
+                                aggfunc="mean", dropna=False)  # fmt: skip
+        return wide.dropna(how="all").reset_index()
+
+
+GATE_KINDS = ("halfspace", "pca", "kmeans")
+
+
+@dataclass(frozen=True)
+class GateLearningConfig(GGDLNBaseConfig):
+    """Random vs unsupervised-learned gates over training-set sizes."""
+
+    task: str = "digits"
+    N0: int = 20
+    gate_kinds: tuple[str, ...] = GATE_KINDS
+    sizes: tuple[int, ...] = (20, 40, 80)
+    depth: int = 1
+    n_gates: int = 4
+    prior_var: float = 1.0
+    temperature: float = 0.05
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        bad = [k for k in self.gate_kinds if k not in GATE_KINDS]
+        if not self.gate_kinds or bad:
+            raise ValueError(f"`gate_kinds` (={self.gate_kinds!r}) must list some of {GATE_KINDS}.")
+
+
+GATE_PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": dict(N0=8, sizes=(12, 24), P_test=30, width=8, chains=4, sweeps=30, repeats=1),
+    "quick": dict(repeats=3),
+    "paper": dict(sizes=(25, 50, 100, 200, 400), P_test=1000, n_gates=8, chains=32,
+                  sweeps=2000, repeats=5),  # fmt: skip
+}
+
+
+@register
+class GGDLNGateLearning(Experiment):
+    name = "ggdln-gate-learning"
+    summary = "GGDLN: random vs unsupervised-learned (PCA, k-means) gates, theory and Gibbs"
+    Config = GateLearningConfig
+    presets = GATE_PRESETS
+    config: GateLearningConfig
+
+    def points(self) -> list[dict[str, Any]]:
+        c = self.config
+        return [dict(gates=k, P=P) for k in c.gate_kinds for P in c.sizes]
+
+    def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
+        c = self.config
+        kind, P = params["gates"], params["P"]
+        X, y, Xt, yt = c.data(seed, P)
+        net = _net(c, seed, gates=kind)
+        # unlabelled inputs for the gates: the training inputs (their labels are never used)
+        net.fit_gates(X, seed=derive_seed(seed, "gate-fit", kind, P) % 2**31)
+        return evaluate(net, X, y, Xt, yt, c.temperature, sampler=c.sampler, chains=c.chains,
+                        sweeps=c.sweeps, seed=derive_seed(seed, "sampler", kind, P))  # fmt: skip
+
+    def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        c = self.config
+        fig, axs = plt.subplots(1, 3, figsize=(12, 3.8), dpi=120)
+        for ax, metric in zip(axs, METRICS, strict=True):
+            for i, kind in enumerate(c.gate_kinds):
+                part = table[table.gates == kind]
+                sources = ("theory", c.sampler) if c.sampler != "none" else ("theory",)
+                _plot_sources(ax, part, "P", metric, sources, f"{kind}: ", color=f"C{i}")
+            ax.set_xscale("log")
+            ax.set_xlabel("training examples P")
+            ax.set_ylabel(f"test {metric}")
+            ax.grid(alpha=0.3)
+        axs[0].legend(fontsize=7)
+        fig.suptitle(f"GGDLN on {c.task} (even vs odd, PCA {c.N0}), N={c.width}, L={c.depth}, "
+                     f"M={c.n_gates}: random vs learned gates", fontsize=9)  # fmt: skip
+        return [save_figure(fig, fig_dir / "ggdln_gate_learning.png")]
+
+    def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
+        part = table[table.metric == "error"]
+        return part.pivot_table(index=["gates", "P"], columns="source", values="value",
+                                aggfunc="mean").reset_index()  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MultitaskConfig(GGDLNBaseConfig):
+    """Tasks = the base task with its inputs permuted; P examples per task."""
+
+    task: str = "teacher"
+    N0: int = 20
+    P: int = 30
+    P_test: int = 100
+    task_counts: tuple[int, ...] = (1, 2, 4, 8)
+    gatings: tuple[str, ...] = ("shared", "task")
+    depth: int = 1
+    n_gates: int = 8
+    prior_var: float = 1.0
+    temperature: float = 0.05
+
+
+MULTI_PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": dict(N0=6, P=10, P_test=20, width=8, task_counts=(1, 2), chains=4, sweeps=30,
+                  repeats=1),  # fmt: skip
+    "quick": dict(sweeps=300, repeats=2),  # ~80 s on 2 cores
+    "paper": dict(P=50, P_test=500, task_counts=(1, 2, 4, 8, 16), n_gates=16, chains=32,
+                  sweeps=2000, repeats=5),  # fmt: skip
+}
+
+
+@register
+class GGDLNMultitask(Experiment):
+    name = "ggdln-multitask"
+    summary = "GGDLN multi-task capacity: permuted-input tasks with shared vs task gates"
+    Config = MultitaskConfig
+    presets = MULTI_PRESETS
+    config: MultitaskConfig
+
+    def points(self) -> list[dict[str, Any]]:
+        c = self.config
+        return [dict(gating=g, n_tasks=n) for g in c.gatings for n in c.task_counts]
+
+    def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
+        c = self.config
+        gating, n = params["gating"], params["n_tasks"]
+        Xs, ys, Xts, yts = [], [], [], []
+        for t in range(n):
+            X, y, Xt, yt = c.data(derive_seed(seed, "multitask", t) % 2**31)
+            perm = (torch.arange(c.N0) if t == 0 else
+                    torch.randperm(c.N0, generator=generator(seed, "perm", t)))  # fmt: skip
+            Xs.append(X[:, perm]); ys.append(y); Xts.append(Xt[:, perm]); yts.append(yt)  # noqa: E702
+        task = torch.arange(n).repeat_interleave(c.P)
+        task_test = torch.arange(n).repeat_interleave(c.P_test)
+        X, y, Xt, yt = torch.cat(Xs), torch.cat(ys), torch.cat(Xts), torch.cat(yts)
+        net = _net(c, seed, n, n_tasks=n if gating == "task" else 1)  # same gates at n = 1
+        tk = dict(task=task, task_test=task_test) if gating == "task" else {}
+        rows = evaluate(net, X, y, Xt, yt, c.temperature, sampler=c.sampler, chains=c.chains,
+                        sweeps=c.sweeps, seed=derive_seed(seed, "sampler", gating, n), **tk)  # fmt: skip
+        return rows
+
+    def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        c = self.config
+        fig, axs = plt.subplots(1, 3, figsize=(12, 3.8), dpi=120)
+        for ax, metric in zip(axs, METRICS, strict=True):
+            for i, gating in enumerate(c.gatings):
+                part = table[table.gating == gating]
+                sources = ("theory", "gp") + ((c.sampler,) if c.sampler != "none" else ())
+                for src in sources:
+                    _plot_sources(ax, part, "n_tasks", metric, (src,), f"{gating} gates: ",
+                                  color=f"C{i}")  # fmt: skip
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("number of tasks")
+            ax.set_ylabel(f"test {metric} (mean over tasks)")
+            ax.grid(alpha=0.3)
+        axs[0].legend(fontsize=7)
+        fig.suptitle(f"Permuted-input {c.task} tasks, P={c.P} per task, N={c.width}, "
+                     f"M={c.n_gates}: shared vs task-dependent gates", fontsize=9)  # fmt: skip
+        return [save_figure(fig, fig_dir / "ggdln_multitask.png")]
+
+    def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
+        part = table[table.metric == "error"]
+        return part.pivot_table(index=["gating", "n_tasks"], columns="source", values="value",
+                                aggfunc="mean").reset_index()  # fmt: skip
