@@ -152,3 +152,44 @@ def test_predict_needs_gates_without_a_model_and_bad_problems_are_named():
         GGDLNProblem(X, y, gates, (5.0,), (1.0,), 0.1)
     with pytest.raises(ValueError, match="`limit`"):
         solve_ggdln(GGDLNProblem(X, y, gates, (5.0,), (1.0, 1.0), 0.1), limit="ntk")
+
+
+@pytest.mark.parametrize(("depth", "readout"), [(1, "gated"), (2, "gated"), (2, "ungated")])
+def test_newton_hessian_matches_finite_differences_of_the_gradient(depth, readout):
+    from galu.theory._ggdln import _newton_system, _sym_index, _symmetric_jacobian
+
+    X, y = _data(15, 5)
+    net = GGDLN(5, 6, depth, 2, readout=readout, bias_std=0.4, prior_var=0.7,
+                generator=torch.Generator().manual_seed(7))  # fmt: skip
+    pb = ggdln_problem(net, X, y, temperature=0.2)
+    g = torch.Generator().manual_seed(8)
+    Us = []
+    for u in pb.gp_order_parameters():
+        B = torch.randn(u.shape, generator=g, dtype=torch.float64) * 0.2
+        Us.append(u + B @ B.T)
+    sizes = [u.shape[0] for u in Us]
+    vec = torch.cat([u[_sym_index(u.shape[0])] for u in Us])
+    J = _symmetric_jacobian(sizes[0], torch.float64, "cpu")
+    S, grad, H = _newton_system(pb, vec, sizes, J)
+    assert abs(S - action_and_gradient(pb, Us)[0]) < 1e-9 * abs(S)
+    eps = 1e-6
+    for k in range(vec.shape[0]):
+        e = torch.zeros_like(vec)
+        e[k] = eps
+        gp_, gm_ = _newton_system(pb, vec + e, sizes, J)[1], _newton_system(pb, vec - e, sizes, J)[1]
+        torch.testing.assert_close(H[:, k], (gp_ - gm_) / (2 * eps), rtol=1e-5, atol=1e-5)
+        fd = (_newton_system(pb, vec + e, sizes, J)[0] - _newton_system(pb, vec - e, sizes, J)[0]) / (2 * eps)
+        assert abs(fd - float(grad[k])) < 1e-5 * max(1.0, abs(fd))
+
+
+def test_newton_and_lbfgs_reach_the_same_saddle_point(monkeypatch):
+    import galu.theory._ggdln as mod
+
+    X, y = _data(40, 6)
+    net = GGDLN(6, 8, 2, 2, bias_std=0.4, prior_var=0.3, generator=torch.Generator().manual_seed(9))
+    newton = ggdln_theory(net, X, y, 0.05)
+    monkeypatch.setattr(mod, "_NEWTON_MAX_PARAMS", 0)
+    lbfgs = ggdln_theory(net, X, y, 0.05)
+    assert newton.residual < 1e-6 and lbfgs.residual < 1e-6
+    for a, b in zip(newton.order_parameters, lbfgs.order_parameters, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -26,6 +26,7 @@ kernel ``K_R``: mean ``k_R(x)ᵀA⁻¹y``, variance ``K_R(x, x) − k_R(x)ᵀA�
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -85,6 +86,16 @@ class GGDLNProblem:
     def depth(self) -> int:
         return len(self.widths)
 
+    @functools.cached_property
+    def input_kernel(self) -> torch.Tensor:
+        """``H_1 = (Ĝ^1 Ĝ^1ᵀ) ⊙ (X Xᵀ / N_0)``, computed once."""
+        return (self.gates[0] @ self.gates[0].T) * (self.X @ self.X.T / self.X.shape[1])
+
+    @functools.cached_property
+    def path_gates_above(self) -> torch.Tensor:
+        """``Γ_2``, computed once."""
+        return path_gates(self.gates, 2)
+
     @property
     def gate_counts(self) -> tuple[int, ...]:
         return tuple(g.shape[1] for g in self.gates)
@@ -135,8 +146,7 @@ def action_and_gradient(
     from the closed-form expressions in the module docstring."""
     pb, L = problem, problem.depth
     s, N, M = pb.prior_var, pb.widths, pb.gate_counts
-    H1 = (pb.gates[0] @ pb.gates[0].T) * (pb.X @ pb.X.T / pb.X.shape[1])
-    G2 = path_gates(pb.gates, 2)
+    H1, G2 = pb.input_kernel, pb.path_gates_above
     K = s[0] * ((G2 @ U[0]) @ G2.T) * H1
     A = K + pb.temperature * torch.eye(K.shape[0], dtype=K.dtype, device=K.device)
     chol, info = torch.linalg.cholesky_ex(A)
@@ -269,36 +279,77 @@ def solve_ggdln(
 def _minimise(
     pb: GGDLNProblem, U0: list[torch.Tensor], tol: float, max_iter: int
 ) -> tuple[list[torch.Tensor], int]:
+    """Two stages. First L-BFGS over one scale per layer (``U_l = e^{a_l} U0_l``: a few cheap
+    iterations that find the overall renormalisation). Then the full matrices: damped Newton
+    with the exact Hessian where it is affordable (:func:`_newton`; quadratic convergence in
+    ~10–20 steps), else L-BFGS in log-Cholesky coordinates (``U_l = C_l C_lᵀ``, ``C_l`` lower
+    triangular with ``log diag`` free), which keep ``U_l`` positive definite."""
     sizes = [u.shape[0] for u in U0]
-    tril = [torch.tril_indices(D, D) for D in sizes]
     dtype, device = U0[0].dtype, U0[0].device
     scale = 1.0 / (pb.X.shape[0] + sum(pb.widths))
+    evals = 0
+
+    def safe(U: list[torch.Tensor]) -> tuple[float, list[torch.Tensor]] | None:
+        nonlocal evals
+        evals += 1
+        try:
+            return action_and_gradient(pb, U)
+        except (FloatingPointError, torch.linalg.LinAlgError):
+            return None
+
+    def fun_scalar(a: np.ndarray) -> tuple[float, np.ndarray]:
+        U = [math.exp(ai) * u for ai, u in zip(a, U0, strict=True)]
+        out = safe(U)
+        if out is None:
+            return float("inf"), np.zeros_like(a)
+        S, grads = out
+        return S * scale, np.array([float((g * u).sum()) for g, u in zip(grads, U, strict=True)]) * scale
+
+    res = minimize(fun_scalar, np.zeros(len(U0)), jac=True, method="L-BFGS-B",
+                   options=dict(maxiter=100, gtol=1e-10))  # fmt: skip
+    start = [math.exp(ai) * u for ai, u in zip(res.x, U0, strict=True)]
+    total_iter = int(res.nit)
+    if _newton_affordable(pb):
+        U, n_newton, ok = _newton(pb, start, tol, max_iter)
+        if ok:
+            return U, total_iter + n_newton
+        start, total_iter = U, total_iter + n_newton
+    tril = [torch.tril_indices(D, D, offset=-1) for D in sizes]
 
     def unpack(theta: np.ndarray) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         Cs, U, i = [], [], 0
+        t = torch.as_tensor(theta, dtype=dtype, device=device)
         for D, idx in zip(sizes, tril, strict=True):
-            C = torch.zeros(D, D, dtype=dtype, device=device)
+            C = torch.diag(t[i : i + D].exp())
+            i += D
             n = idx.shape[1]
-            C[idx[0], idx[1]] = torch.as_tensor(theta[i : i + n], dtype=dtype, device=device)
+            C[idx[0], idx[1]] = t[i : i + n]
             i += n
             Cs.append(C)
             U.append(C @ C.T)
         return Cs, U
 
+    def pack(U: list[torch.Tensor]) -> np.ndarray:
+        parts = []
+        for u, idx in zip(U, tril, strict=True):
+            C = torch.linalg.cholesky(u)
+            parts += [C.diagonal().log(), C[idx[0], idx[1]]]
+        return torch.cat(parts).cpu().numpy()
+
     def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
         Cs, U = unpack(theta)
-        try:
-            S, grads = action_and_gradient(pb, U)
-        except (FloatingPointError, torch.linalg.LinAlgError):
+        out = safe(U)
+        if out is None:
             return float("inf"), np.zeros_like(theta)
-        parts = [(2 * g @ C)[idx[0], idx[1]] for g, C, idx in zip(grads, Cs, tril, strict=True)]
+        S, grads = out
+        parts = []
+        for g, C, idx in zip(grads, Cs, tril, strict=True):
+            dC = 2 * g @ C
+            parts += [dC.diagonal() * C.diagonal(), dC[idx[0], idx[1]]]
         return S * scale, torch.cat(parts).cpu().numpy() * scale
 
-    theta0 = np.concatenate(
-        [torch.linalg.cholesky(u)[idx[0], idx[1]].cpu().numpy() for u, idx in zip(U0, tril, strict=True)]
-    )
-    total_iter, theta = 0, theta0
-    for _ in range(5):  # L-BFGS restarts: each ends on its own criteria; stop on the residual
+    theta = pack(start)
+    for _ in range(5):  # restarts: each L-BFGS run ends on its own criteria; stop on the residual
         res = minimize(
             fun, theta, jac=True, method="L-BFGS-B",
             options=dict(maxiter=max_iter, maxcor=30, gtol=1e-14, ftol=1e-16),
@@ -313,6 +364,176 @@ def _minimise(
         if worst <= tol or total_iter >= max_iter:
             break
     return U, total_iter
+
+
+_NEWTON_MAX_BYTES = 2 * 1024**3
+_NEWTON_MAX_PARAMS = 600
+
+
+def _newton_affordable(pb: GGDLNProblem) -> bool:
+    """Newton needs the ``D² × r²`` matrix ``Y`` (``r = M_1 N_0``, the rank of ``H_1``) and a
+    Hessian over every symmetric entry; beyond a few hundred entries L-BFGS is cheaper."""
+    D, r = pb.path_sizes()[0], pb.gate_counts[0] * pb.X.shape[1]
+    n = sum(d * (d + 1) // 2 for d in pb.path_sizes())
+    return D * D * r * r * 8 <= _NEWTON_MAX_BYTES and r <= 4096 and n <= _NEWTON_MAX_PARAMS
+
+
+def _sym_index(D: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return tuple(torch.triu_indices(D, D))  # type: ignore[return-value]
+
+
+def _unvec(u: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
+    out, i = [], 0
+    for D in sizes:
+        r, c = _sym_index(D)
+        n = r.shape[0]
+        U = torch.zeros(D, D, dtype=u.dtype, device=u.device)
+        U = U.index_put((r, c), u[i : i + n]).index_put((c, r), u[i : i + n])
+        out.append(U)
+        i += n
+    return out
+
+
+def _prior_action(pb: GGDLNProblem, U: list[torch.Tensor]) -> torch.Tensor:
+    """``Σ_l N_l [Tr(S_{l+1}⁻¹U_l) − log det U_l + log det S_{l+1}]`` (differentiable)."""
+    s, N, M, L = pb.prior_var, pb.widths, pb.gate_counts, pb.depth
+    total = U[0].new_zeros(())
+    for l in range(L):
+        if l == L - 1:
+            Snext_inv = torch.eye(U[l].shape[0]).to(U[l]) / s[L]
+            logdet_Snext = U[l].new_tensor(U[l].shape[0] * math.log(s[L]))
+        else:
+            inv_next = torch.linalg.inv(U[l + 1]).contiguous()
+            Snext_inv = torch.kron(inv_next, torch.eye(M[l + 1]).to(U[l])) / s[l + 1]
+            logdet_Snext = M[l + 1] * (U[l + 1].shape[0] * math.log(s[l + 1]) + torch.logdet(U[l + 1]))
+        total = total + N[l] * ((Snext_inv * U[l]).sum() - torch.logdet(U[l]) + logdet_Snext)
+    return total
+
+
+def _data_newton_terms(
+    pb: GGDLNProblem, U1: torch.Tensor
+) -> tuple[float, torch.Tensor, torch.Tensor] | None:
+    """Data term ``yᵀA⁻¹y + log det A``, its gradient and Hessian over the entries of ``U_1``.
+
+    With ``B_PQ = diag(Γ_P) H_1 diag(Γ_Q)`` and ``K = σ_1² Σ U_PQ B_PQ``::
+
+        ∂²/∂U_PQ ∂U_RS = σ_1⁴ [2 vᵀB_PQ A⁻¹ B_RS v − Tr(A⁻¹B_PQ A⁻¹B_RS)]
+
+    The trace uses ``H_1 = ZZᵀ`` (``Z = rowkron(Ĝ^1, X)/√N_0``, rank ``r``):
+    ``Tr(...) = Σ_ij Y_QR[i,j] Y_SP[j,i]`` with ``Y_QR = (Γ_Q ⊙ Z)ᵀ A⁻¹ (Γ_R ⊙ Z)``.
+    """
+    s1, P = pb.prior_var[0], pb.X.shape[0]
+    G2, H1 = pb.path_gates_above, pb.input_kernel
+    D = G2.shape[1]
+    A = s1 * ((G2 @ U1) @ G2.T) * H1 + pb.temperature * torch.eye(P, dtype=H1.dtype, device=H1.device)
+    chol, info = torch.linalg.cholesky_ex(A)
+    if int(info) != 0:
+        return None
+    v = torch.cholesky_solve(pb.y[:, None], chol)[:, 0]
+    E = torch.cholesky_inverse(chol)
+    value = float(pb.y @ v + 2 * chol.diagonal().log().sum())
+    grad = s1 * (G2.T @ ((E - torch.outer(v, v)) * H1) @ G2)
+    Z = (pb.gates[0][:, :, None] * pb.X[:, None, :]).reshape(P, -1) / math.sqrt(pb.X.shape[1])
+    W = G2[:, :, None] * Z[:, None, :]  # (P, D, r)
+    EW = (E @ W.reshape(P, -1)).reshape(W.shape)
+    r = Z.shape[1]
+    # Y[q, r, i, j] as a (D², r²) matrix, then T2[p,q,r,s] = Σ_ij Y[q,r,ij] Y[p,s,ij] (E = Eᵀ)
+    Y = (W.reshape(P, -1).T @ EW.reshape(P, -1)).reshape(D, r, D, r).permute(0, 2, 1, 3)
+    Y = Y.reshape(D * D, r * r)
+    T2 = (Y @ Y.T).reshape(D, D, D, D).permute(2, 0, 1, 3)
+    Hv = H1 @ (G2 * v[:, None])  # (P, D): H (Γ_S ⊙ v)
+    Bv = (G2[:, :, None] * Hv[:, None, :]).reshape(P, D * D)  # columns (R, S): B_RS v
+    EBv = torch.cholesky_solve(Bv, chol)
+    T1 = (Bv.T @ EBv).reshape(D, D, D, D).permute(1, 0, 2, 3)
+    hess = s1**2 * (2 * T1 - T2)
+    return value, grad, hess.reshape(D * D, D * D)
+
+
+def _newton_system(
+    pb: GGDLNProblem, vec: torch.Tensor, sizes: list[int], J: torch.Tensor
+) -> tuple[float, torch.Tensor, torch.Tensor] | None:
+    """``S``, its gradient and Hessian over the symmetric entries ``vec`` of every ``U_l``
+    (``None`` outside the positive-definite cone); ``J`` maps the first layer's symmetric
+    entries to the full ``D × D`` entries."""
+    Us = _unvec(vec, sizes)
+    if any(int(torch.linalg.cholesky_ex(U)[1]) != 0 for U in Us):
+        return None
+    data = _data_newton_terms(pb, Us[0])
+    if data is None:
+        return None
+    val, g1, h1 = data
+    n1 = J.shape[1]
+
+    def prior_fn(w: torch.Tensor) -> torch.Tensor:
+        return _prior_action(pb, _unvec(w, sizes))
+
+    pv = vec.detach().requires_grad_(True)
+    pval = prior_fn(pv)
+    (pg,) = torch.autograd.grad(pval, pv)
+    ph = torch.autograd.functional.hessian(prior_fn, vec.detach(), vectorize=True)
+    g = pg.detach().clone()
+    g[:n1] += J.T @ g1.reshape(-1)
+    H = ph.clone()
+    H[:n1, :n1] += J.T @ h1 @ J
+    return val + float(pval.detach()), g, (H + H.T) / 2
+
+
+def _symmetric_jacobian(D: int, dtype: torch.dtype, device: Any) -> torch.Tensor:
+    """``∂ vec(U) / ∂ u`` for the upper-triangle parameters ``u`` of a symmetric ``D × D``."""
+    r1, c1 = _sym_index(D)
+    n1 = r1.shape[0]
+    J = torch.zeros(D * D, n1, dtype=dtype, device=device)
+    J[r1 * D + c1, torch.arange(n1)] = 1.0
+    J[c1 * D + r1, torch.arange(n1)] = 1.0
+    return J
+
+
+def _newton(
+    pb: GGDLNProblem, U_start: list[torch.Tensor], tol: float, max_iter: int
+) -> tuple[list[torch.Tensor], int, bool]:
+    """Damped Newton on the symmetric entries of every ``U_l``: the data term's exact Hessian
+    (:func:`_data_newton_terms`, a few ``P × P`` products) plus autograd on the small-matrix
+    prior terms; Levenberg damping when the Hessian is not positive definite, backtracking
+    until ``S`` decreases and every ``U_l`` stays positive definite."""
+    sizes = [u.shape[0] for u in U_start]
+    J = _symmetric_jacobian(sizes[0], U_start[0].dtype, U_start[0].device)
+    u = torch.cat([U[_sym_index(U.shape[0])] for U in U_start])
+
+    def total(vec: torch.Tensor) -> tuple[float, torch.Tensor, torch.Tensor] | None:
+        return _newton_system(pb, vec, sizes, J)
+
+    cur = total(u)
+    if cur is None:
+        return U_start, 0, False
+    for it in range(1, max_iter + 1):
+        S, g, H = cur
+        Us = _unvec(u, sizes)
+        _, grads = action_and_gradient(pb, Us)
+        worst = max(
+            float(torch.linalg.norm(torch.linalg.cholesky(U).T @ gr @ torch.linalg.cholesky(U))) / n
+            for U, gr, n in zip(Us, grads, pb.widths, strict=True)
+        )
+        if worst <= tol:
+            return Us, it - 1, True
+        mu = 0.0
+        scale = float(H.diagonal().abs().mean())
+        while True:
+            Hd = H + mu * scale * torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
+            L, info = torch.linalg.cholesky_ex(Hd)
+            if int(info) == 0:
+                break
+            mu = 1e-6 if mu == 0 else mu * 10
+        step = -torch.cholesky_solve(g[:, None], L)[:, 0]
+        t, accepted = 1.0, False
+        for _ in range(30):
+            trial = total(u + t * step)
+            if trial is not None and trial[0] <= S + 1e-4 * t * float(g @ step):
+                u, cur, accepted = u + t * step, trial, True
+                break
+            t /= 2
+        if not accepted:
+            return _unvec(u, sizes), it, False
+    return _unvec(u, sizes), max_iter, False
 
 
 def ggdln_problem(model: Any, X: torch.Tensor, y: torch.Tensor, temperature: float,
