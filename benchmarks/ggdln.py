@@ -10,10 +10,10 @@ Rows (``benchmarks/results/ggdln.csv``):
 * ``theory``: for P = 500, 2000, 5000 (L = 2, M = 4, gated readout: order parameters of size
   16 and 4), the wall time of the saddle-point solve, its L-BFGS iterations and action
   evaluations, the residual, and the peak resident memory of a fresh process (with the
-  process's resident memory before the solve, i.e. Python + torch + the data). Each evaluation
-  factorises ``A = K_R + T I`` once and inverts it once; ``chol_s`` is one float64 Cholesky of
-  that size measured in the same process, so ``s_per_eval / chol_s`` says how many
-  factorisations an evaluation costs.
+  process's resident memory before the solve, i.e. Python + torch + the data). ``chol_s`` is one
+  float64 Cholesky of that size measured in the same process, so ``chol_per_iter`` says how
+  many factorisations' worth of time one iteration (scalar L-BFGS steps and Newton steps
+  together) costs.
 * ``gibbs``: exact Gibbs sampler throughput (network samples per second over all chains) at
   P = 200 and 500, width 64, 16 chains.
 * ``precision``: on one test curve point (P = 200), the Gibbs standard error of the
@@ -58,7 +58,6 @@ def _setting(P: int, P_test: int = 500, width: int = 64, seed: int = 0):
 def one_theory(P: int) -> dict:
     """Run in a fresh process: the solve's time, iterations and peak memory."""
     from galu.theory import ggdln_problem, solve_ggdln
-    from galu.theory import _ggdln as mod
 
     net, X, y, _, _ = _setting(P)
     pb = ggdln_problem(net, X, y, 0.01)
@@ -69,21 +68,13 @@ def one_theory(P: int) -> dict:
         torch.linalg.cholesky(A)
     chol_s = (time.perf_counter() - t0) / 3
     del A
-    calls = 0
-    orig = mod.action_and_gradient
-
-    def counted(*a, **k):  # type: ignore[no-untyped-def]
-        nonlocal calls
-        calls += 1
-        return orig(*a, **k)
-
-    mod.action_and_gradient = counted
     rss0 = _rss_mb()
     th = solve_ggdln(pb)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return dict(
-        kind="theory", P=P, seconds=th.seconds, iterations=th.n_iter, evaluations=calls,
-        s_per_eval=th.seconds / max(calls, 1), chol_s=chol_s, residual=th.residual,
+        kind="theory", P=P, seconds=th.seconds, iterations=th.n_iter,
+        s_per_iter=th.seconds / max(th.n_iter, 1), chol_s=chol_s,
+        chol_per_iter=th.seconds / max(th.n_iter, 1) / chol_s, residual=th.residual,
         rss_before_mb=rss0, peak_rss_mb=peak,
     )  # fmt: skip
 

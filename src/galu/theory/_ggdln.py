@@ -430,15 +430,15 @@ def _data_newton_terms(
     if int(info) != 0:
         return None
     v = torch.cholesky_solve(pb.y[:, None], chol)[:, 0]
-    E = torch.cholesky_inverse(chol)
     value = float(pb.y @ v + 2 * chol.diagonal().log().sum())
-    grad = s1 * (G2.T @ ((E - torch.outer(v, v)) * H1) @ G2)
     Z = (pb.gates[0][:, :, None] * pb.X[:, None, :]).reshape(P, -1) / math.sqrt(pb.X.shape[1])
-    W = G2[:, :, None] * Z[:, None, :]  # (P, D, r)
-    EW = (E @ W.reshape(P, -1)).reshape(W.shape)
     r = Z.shape[1]
-    # Y[q, r, i, j] as a (D², r²) matrix, then T2[p,q,r,s] = Σ_ij Y[q,r,ij] Y[p,s,ij] (E = Eᵀ)
-    Y = (W.reshape(P, -1).T @ EW.reshape(P, -1)).reshape(D, r, D, r).permute(0, 2, 1, 3)
+    W = (G2[:, :, None] * Z[:, None, :]).reshape(P, D * r)  # columns (q, i): Γ_q ⊙ Z_i
+    # Y[q, r, i, j] = (Γ_q ⊙ Z_i)ᵀ A⁻¹ (Γ_r ⊙ Z_j), from triangular solves (no inverse)
+    Y = (W.T @ torch.cholesky_solve(W, chol)).reshape(D, r, D, r).permute(0, 2, 1, 3)
+    # Γᵀ(A⁻¹ ⊙ H_1)Γ = Σ_i Y[:, :, i, i]
+    grad = s1 * (Y.diagonal(dim1=2, dim2=3).sum(-1) - (G2 * v[:, None]).T @ H1 @ (G2 * v[:, None]))
+    # T2[p,q,r,s] = Σ_ij Y[q,r,ij] Y[p,s,ij]  (A⁻¹ symmetric)
     Y = Y.reshape(D * D, r * r)
     T2 = (Y @ Y.T).reshape(D, D, D, D).permute(2, 0, 1, 3)
     Hv = H1 @ (G2 * v[:, None])  # (P, D): H (Γ_S ⊙ v)
@@ -447,6 +447,23 @@ def _data_newton_terms(
     T1 = (Bv.T @ EBv).reshape(D, D, D, D).permute(1, 0, 2, 3)
     hess = s1**2 * (2 * T1 - T2)
     return value, grad, hess.reshape(D * D, D * D)
+
+
+def _value(pb: GGDLNProblem, vec: torch.Tensor, sizes: list[int]) -> float | None:
+    """``S`` alone (one Cholesky of ``A``), for line-search trials; ``None`` outside the cone."""
+    Us = _unvec(vec, sizes)
+    if any(int(torch.linalg.cholesky_ex(U)[1]) != 0 for U in Us):
+        return None
+    G2, H1 = pb.path_gates_above, pb.input_kernel
+    A = pb.prior_var[0] * ((G2 @ Us[0]) @ G2.T) * H1
+    A = A + pb.temperature * torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
+    chol, info = torch.linalg.cholesky_ex(A)
+    if int(info) != 0:
+        return None
+    v = torch.cholesky_solve(pb.y[:, None], chol)[:, 0]
+    data = float(pb.y @ v + 2 * chol.diagonal().log().sum())
+    with torch.no_grad():
+        return data + float(_prior_action(pb, Us))
 
 
 def _newton_system(
@@ -508,7 +525,9 @@ def _newton(
     for it in range(1, max_iter + 1):
         S, g, H = cur
         Us = _unvec(u, sizes)
-        _, grads = action_and_gradient(pb, Us)
+        # matrix gradients from the symmetric-entry gradient (off-diagonal entries count twice)
+        grads = _unvec(g, sizes)
+        grads = [(G + torch.diag(G.diagonal())) / 2 for G in grads]
         worst = max(
             float(torch.linalg.norm(torch.linalg.cholesky(U).T @ gr @ torch.linalg.cholesky(U))) / n
             for U, gr, n in zip(Us, grads, pb.widths, strict=True)
@@ -526,10 +545,12 @@ def _newton(
         step = -torch.cholesky_solve(g[:, None], L)[:, 0]
         t, accepted = 1.0, False
         for _ in range(30):
-            trial = total(u + t * step)
-            if trial is not None and trial[0] <= S + 1e-4 * t * float(g @ step):
-                u, cur, accepted = u + t * step, trial, True
-                break
+            value = _value(pb, u + t * step, sizes)
+            if value is not None and value <= S + 1e-4 * t * float(g @ step):
+                trial = total(u + t * step)
+                if trial is not None:
+                    u, cur, accepted = u + t * step, trial, True
+                    break
             t /= 2
         if not accepted:
             return _unvec(u, sizes), it, False
