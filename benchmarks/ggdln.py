@@ -16,9 +16,10 @@ Rows (``benchmarks/results/ggdln.csv``):
   together) costs.
 * ``gibbs``: exact Gibbs sampler throughput (network samples per second over all chains) at
   P = 200 and 500, width 64, 16 chains.
-* ``precision``: on one test curve point (P = 200), the Gibbs standard error of the
-  generalisation error after the run, the number of samples — and so the time — needed to reach
-  a 1% relative standard error, against the theory's solve time for the same point.
+* ``precision``: on one curve point (P = 200, width 64), the Gibbs standard error of the
+  generalisation error after 400 sweeps of 16 chains, the number of samples needed for a 1%
+  relative standard error (SE ∝ 1/√samples) and the time that takes (burn-in of 100 sweeps plus
+  the kept sweeps per chain), against the theory's solve time for the same point.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -72,11 +74,17 @@ def one_theory(P: int) -> dict:
     th = solve_ggdln(pb)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return dict(
-        kind="theory", P=P, seconds=th.seconds, iterations=th.n_iter,
-        s_per_iter=th.seconds / max(th.n_iter, 1), chol_s=chol_s,
-        chol_per_iter=th.seconds / max(th.n_iter, 1) / chol_s, residual=th.residual,
-        rss_before_mb=rss0, peak_rss_mb=peak,
-    )  # fmt: skip
+        kind="theory",
+        P=P,
+        seconds=th.seconds,
+        iterations=th.n_iter,
+        s_per_iter=th.seconds / max(th.n_iter, 1),
+        chol_s=chol_s,
+        chol_per_iter=th.seconds / max(th.n_iter, 1) / chol_s,
+        residual=th.residual,
+        rss_before_mb=rss0,
+        peak_rss_mb=peak,
+    )
 
 
 def gibbs_rows(sizes: list[int], sweeps: int) -> list[dict]:
@@ -86,8 +94,15 @@ def gibbs_rows(sizes: list[int], sweeps: int) -> list[dict]:
     for P in sizes:
         net, X, y, Xt, _ = _setting(P, P_test=100)
         s = gibbs_ggdln(net, X, y, 0.01, Xt, chains=16, sweeps=sweeps, burn_in=0, seed=1)
-        rows.append(dict(kind="gibbs", P=P, seconds=s.seconds, samples=s.chains * s.n_kept,
-                         samples_per_s=s.samples_per_second()))  # fmt: skip
+        rows.append(
+            dict(
+                kind="gibbs",
+                P=P,
+                seconds=s.seconds,
+                samples=s.chains * s.n_kept,
+                samples_per_s=s.samples_per_second(),
+            )
+        )
     return rows
 
 
@@ -98,19 +113,27 @@ def precision_row(sweeps: int) -> dict:
     P = 200
     net, X, y, Xt, yt = _setting(P, P_test=500)
     th = ggdln_theory(net, X, y, 0.01)
-    s = gibbs_ggdln(net, X, y, 0.01, Xt, chains=16, sweeps=sweeps, seed=2)
+    s = gibbs_ggdln(net, X, y, 0.01, Xt, chains=16, sweeps=sweeps, burn_in=sweeps // 4, seed=2)
     gen = s.generalization(yt)
     n = s.chains * s.n_kept
     rel_se = gen["error_se"] / gen["error"]
     need = n * (rel_se / 0.01) ** 2  # SE ∝ 1/√samples
-    # wall time per kept sample, counting burn-in sweeps as the run did
-    t_per = s.seconds / n
+    # all chains advance together: the burn-in plus the kept sweeps each chain needs
+    sweep_s = s.seconds / sweeps
+    need_s = (sweeps // 4 + math.ceil(need / s.chains)) * sweep_s
     return dict(
-        kind="precision", P=P, seconds=s.seconds, samples=n, error=gen["error"],
-        error_theory=th.generalization(Xt, yt)["error"], rel_se=rel_se,
-        samples_for_1pct=need, seconds_for_1pct=need * t_per, theory_s=th.seconds,
-        ratio=need * t_per / th.seconds,
-    )  # fmt: skip
+        kind="precision",
+        P=P,
+        seconds=s.seconds,
+        samples=n,
+        error=gen["error"],
+        error_theory=th.generalization(Xt, yt)["error"],
+        rel_se=rel_se,
+        samples_for_1pct=need,
+        seconds_for_1pct=need_s,
+        theory_s=th.seconds,
+        ratio=need_s / th.seconds,
+    )
 
 
 def main() -> None:
@@ -118,6 +141,12 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 5000])
     ap.add_argument("--gibbs-sizes", type=int, nargs="+", default=[200, 500])
     ap.add_argument("--sweeps", type=int, default=200)
+    ap.add_argument(
+        "--parts",
+        nargs="+",
+        default=["theory", "gibbs", "precision"],
+        help="which rows to (re)measure; rows of other kinds in --out are kept",
+    )
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
@@ -126,21 +155,28 @@ def main() -> None:
         return
     torch.set_num_threads(torch.get_num_threads())
     rows = []
-    for P in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", str(P)], capture_output=True,
-                             text=True, check=True)  # fmt: skip
+    for P in args.sizes if "theory" in args.parts else []:
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(P)], capture_output=True, text=True, check=True
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
-    for r in gibbs_rows(args.gibbs_sizes, args.sweeps):
+    for r in gibbs_rows(args.gibbs_sizes, args.sweeps) if "gibbs" in args.parts else []:
         rows.append(r)
         print(r, flush=True)
-    rows.append(precision_row(args.sweeps * 2))
-    print(rows[-1], flush=True)
+    if "precision" in args.parts:
+        rows.append(precision_row(args.sweeps * 2))
+        print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     df["threads"] = torch.get_num_threads()
     df["date"] = dt.date.today().isoformat()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.out, index=False)
+    if args.out.exists():
+        old = pd.read_csv(args.out)
+        df = pd.concat([old[~old.kind.isin(args.parts)], df], ignore_index=True)
+    tmp = args.out.with_suffix(".tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(args.out)
     print(df.to_string(index=False))
     print(f"rows: {args.out}")
 

@@ -24,7 +24,7 @@ def test_template_task_structure():
 
 
 def test_real_tasks_are_balanced_binary_and_whitened():
-    X, y, Xt, yt = ggdln_task("digits", 200, 100, 10, seed=0)
+    X, y, Xt, _ = ggdln_task("digits", 200, 100, 10, seed=0)
     assert set(y.tolist()) == {-1.0, 1.0} and abs(float(y.mean())) < 0.3
     assert X.shape == (200, 10) and Xt.shape == (100, 10)
     assert abs(float(X.var(0).mean()) - 1) < 0.25
@@ -42,8 +42,9 @@ def test_curve_point_rows_equal_a_direct_recomputation():
     X, y, Xt, yt = c.data(2)
     from galu.seeding import generator
 
-    net = GGDLN(c.N0, 16, c.depth, c.n_gates, prior_var=c.prior_var,
-                generator=generator(2, "ggdln-net"))  # fmt: skip
+    net = GGDLN(
+        c.N0, 16, c.depth, c.n_gates, prior_var=c.prior_var, generator=generator(2, "ggdln-net")
+    )
     th = ggdln_theory(net, X, y, c.temperature).generalization(Xt, yt)
     for k in ("error", "bias", "variance"):
         assert math.isclose(got["theory", k], th[k], rel_tol=1e-10)
@@ -54,7 +55,10 @@ def test_task_gates_equal_shared_gates_for_one_task():
     exp = GGDLNMultitask.from_preset("smoke", {"sampler": "none"})
     a = exp.run_point(dict(gating="shared", n_tasks=1), seed=0)
     b = exp.run_point(dict(gating="task", n_tasks=1), seed=0)
-    key = lambda rows: {(r["source"], r["metric"]): r["value"] for r in rows if r["metric"] != "seconds"}  # noqa: E731
+
+    def key(rows):
+        return {(r["source"], r["metric"]): r["value"] for r in rows if r["metric"] != "seconds"}
+
     assert key(a) == key(b)
 
 

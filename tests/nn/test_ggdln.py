@@ -38,8 +38,18 @@ def _loop_forward(model: GGDLN, X: torch.Tensor, task=None) -> torch.Tensor:
 @pytest.mark.parametrize("shared", [True, False])
 def test_forward_equals_the_defining_sums(readout, normalization, shared, gen):
     X = torch.randn(9, 5, generator=gen, dtype=torch.float64)
-    net = GGDLN(5, (4, 3), 2, 3, readout=readout, normalization=normalization,
-                shared_gates=shared, bias_std=0.5, prior_var=(1.0, 2.0, 0.5), generator=gen)  # fmt: skip
+    net = GGDLN(
+        5,
+        (4, 3),
+        2,
+        3,
+        readout=readout,
+        normalization=normalization,
+        shared_gates=shared,
+        bias_std=0.5,
+        prior_var=(1.0, 2.0, 0.5),
+        generator=gen,
+    )
     torch.testing.assert_close(net(X), _loop_forward(net, X), rtol=1e-12, atol=1e-13)
 
 
@@ -70,7 +80,9 @@ def test_output_is_linear_in_every_layer_through_the_backward_pass(gen):
     for l in range(1, 4):
         beta = ggdln_backward(W, g, l)
         h = hidden[l - 1]
-        Zw = torch.einsum("pm,cpi,cpj,cmij->cp", g[l - 1], beta, h, W[l - 1]) / math.sqrt(h.shape[-1])
+        Zw = torch.einsum("pm,cpi,cpj,cmij->cp", g[l - 1], beta, h, W[l - 1]) / math.sqrt(
+            h.shape[-1]
+        )
         torch.testing.assert_close(Zw, f, rtol=1e-12, atol=1e-13)
         # β^l is ∂f/∂h^l: perturbing h^l along e changes f by β·e (f is linear in h^l).
         e = torch.randn(hidden[l].shape, generator=gen, dtype=torch.float64)
@@ -106,7 +118,10 @@ def test_task_dependent_gates_use_each_tasks_vectors(gen):
 
 
 def test_pca_gates_split_along_principal_directions(gen):
-    X = torch.randn(200, 5, generator=gen, dtype=torch.float64) * torch.tensor([5, 3, 1, 1, 1.0]) + 2
+    X = (
+        torch.randn(200, 5, generator=gen, dtype=torch.float64) * torch.tensor([5, 3, 1, 1, 1.0])
+        + 2
+    )
     gates = GlobalGates(5, 2, "pca").fit(X)
     comps = torch.as_tensor(PCA(2).fit(X.numpy()).components_)
     for m in range(2):
@@ -151,6 +166,6 @@ def test_bad_arguments_are_named(kw, match):
 def test_learned_gates_must_be_fitted_first(gen):
     net = GGDLN(4, 3, 1, 2, gates="kmeans", generator=gen)
     X = torch.randn(10, 4, generator=gen, dtype=torch.float64)
-    with pytest.raises(RuntimeError, match="call .fit"):
+    with pytest.raises(RuntimeError, match=r"call \.fit"):
         net(X)
     assert net.fit_gates(X)(X).shape == (10,)

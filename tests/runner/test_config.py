@@ -53,7 +53,8 @@ def test_unknown_preset_and_experiment():
     with pytest.raises(
         ConfigError,
         match=r"unknown experiment 'memorisation'; valid experiments: "
-        r"dgn-depth, dgn-variants, gate-adaptation, generalization, memorization, min-width",
+        r"dgn-depth, dgn-variants, gate-adaptation, generalization, ggdln-curves, "
+        r"ggdln-gate-learning, ggdln-multitask, memorization, min-width",
     ):
         get_experiment("memorisation")
 

@@ -4,6 +4,7 @@ each against an independent computation."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -20,13 +21,23 @@ def _data(P: int, N0: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return X, torch.sign(X[:, 0] + 0.5 * X[:, 1])
 
 
-@pytest.mark.parametrize(("depth", "readout"), [(1, "gated"), (2, "gated"), (2, "ungated"), (3, "gated")])
+@pytest.mark.parametrize(
+    ("depth", "readout"), [(1, "gated"), (2, "gated"), (2, "ungated"), (3, "gated")]
+)
 def test_saddle_point_equations_are_the_gradient_of_the_action(depth, readout):
     """The closed-form ∂S/∂U_l against central finite differences of S, at a point off the
     saddle (random symmetric directions)."""
     X, y = _data(15, 6)
-    net = GGDLN(6, 7, depth, 2, readout=readout, bias_std=0.4, prior_var=(1.5, 0.8, 1.2, 0.9)[: depth + 1],
-                generator=torch.Generator().manual_seed(1))  # fmt: skip
+    net = GGDLN(
+        6,
+        7,
+        depth,
+        2,
+        readout=readout,
+        bias_std=0.4,
+        prior_var=(1.5, 0.8, 1.2, 0.9)[: depth + 1],
+        generator=torch.Generator().manual_seed(1),
+    )
     pb = ggdln_problem(net, X, y, temperature=0.2)
     g = torch.Generator().manual_seed(2)
     U = []
@@ -44,11 +55,14 @@ def test_saddle_point_equations_are_the_gradient_of_the_action(depth, readout):
         assert abs(fd - float((grads[l] * E).sum())) < 1e-6 * max(1.0, abs(fd))
 
 
-@pytest.mark.parametrize(("depth", "readout"), [(1, "gated"), (2, "gated"), (2, "ungated"), (3, "gated")])
+@pytest.mark.parametrize(
+    ("depth", "readout"), [(1, "gated"), (2, "gated"), (2, "ungated"), (3, "gated")]
+)
 def test_the_solution_satisfies_the_saddle_point_equations(depth, readout):
     X, y = _data(25, 6)
-    net = GGDLN(6, 10, depth, 2, readout=readout, bias_std=0.4,
-                generator=torch.Generator().manual_seed(3))  # fmt: skip
+    net = GGDLN(
+        6, 10, depth, 2, readout=readout, bias_std=0.4, generator=torch.Generator().manual_seed(3)
+    )
     th = ggdln_theory(net, X, y, 0.1)
     assert th.converged and th.residual < 1e-6
     for U in th.order_parameters:
@@ -61,7 +75,9 @@ def test_one_hidden_layer_gated_readout_closed_fixed_point():
     """U⁻¹ = I/σ_a² + (σ_1²/N) Γᵀ[(A⁻¹ − v vᵀ) ⊙ H]Γ, evaluated in NumPy from the solution."""
     X, y = _data(30, 5)
     N, T = 8, 0.05
-    net = GGDLN(5, N, 1, 3, bias_std=0.5, prior_var=(1.3, 0.7), generator=torch.Generator().manual_seed(4))
+    net = GGDLN(
+        5, N, 1, 3, bias_std=0.5, prior_var=(1.3, 0.7), generator=torch.Generator().manual_seed(4)
+    )
     th = ggdln_theory(net, X, y, T)
     U = th.order_parameters[0].numpy()
     G = [g.numpy() for g in net.scaled_gates(X)]
@@ -103,7 +119,7 @@ def test_gp_limit_is_recovered_like_one_over_width():
         th = solve_ggdln(dataclasses.replace(base, widths=(N, N)))
         devs.append(float((th.kernel - th.gp_kernel).norm() / th.gp_kernel.norm()))
     assert devs[0] < 1e-2
-    for big, small in zip(devs, devs[1:]):
+    for big, small in itertools.pairwise(devs):
         assert 8 < big / small < 12.5  # ∝ 1/N up to O(1/N²)
 
 
@@ -131,7 +147,11 @@ def test_deep_linear_mean_is_independent_of_width_and_depth_but_ggdln_mean_is_no
 
 def test_path_gates_row_kronecker_order():
     g = torch.Generator().manual_seed(0)
-    gates = [torch.rand(4, 2, generator=g), torch.rand(4, 3, generator=g), torch.rand(4, 2, generator=g)]
+    gates = [
+        torch.rand(4, 2, generator=g),
+        torch.rand(4, 3, generator=g),
+        torch.rand(4, 2, generator=g),
+    ]
     G = path_gates(gates, 1)
     for p in range(4):
         expect = torch.kron(torch.kron(gates[2][p], gates[1][p]), gates[0][p])
@@ -159,8 +179,16 @@ def test_newton_hessian_matches_finite_differences_of_the_gradient(depth, readou
     from galu.theory._ggdln import _newton_system, _sym_index, _symmetric_jacobian
 
     X, y = _data(15, 5)
-    net = GGDLN(5, 6, depth, 2, readout=readout, bias_std=0.4, prior_var=0.7,
-                generator=torch.Generator().manual_seed(7))  # fmt: skip
+    net = GGDLN(
+        5,
+        6,
+        depth,
+        2,
+        readout=readout,
+        bias_std=0.4,
+        prior_var=0.7,
+        generator=torch.Generator().manual_seed(7),
+    )
     pb = ggdln_problem(net, X, y, temperature=0.2)
     g = torch.Generator().manual_seed(8)
     Us = []
@@ -176,9 +204,14 @@ def test_newton_hessian_matches_finite_differences_of_the_gradient(depth, readou
     for k in range(vec.shape[0]):
         e = torch.zeros_like(vec)
         e[k] = eps
-        gp_, gm_ = _newton_system(pb, vec + e, sizes, J)[1], _newton_system(pb, vec - e, sizes, J)[1]
+        gp_, gm_ = (
+            _newton_system(pb, vec + e, sizes, J)[1],
+            _newton_system(pb, vec - e, sizes, J)[1],
+        )
         torch.testing.assert_close(H[:, k], (gp_ - gm_) / (2 * eps), rtol=1e-5, atol=1e-5)
-        fd = (_newton_system(pb, vec + e, sizes, J)[0] - _newton_system(pb, vec - e, sizes, J)[0]) / (2 * eps)
+        fd = (
+            _newton_system(pb, vec + e, sizes, J)[0] - _newton_system(pb, vec - e, sizes, J)[0]
+        ) / (2 * eps)
         assert abs(fd - float(grad[k])) < 1e-5 * max(1.0, abs(fd))
 
 

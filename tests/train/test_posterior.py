@@ -65,9 +65,17 @@ def test_gibbs_sampler_agrees_with_the_theory_and_not_with_the_gp(depth, readout
     limit and the sampler."""
     (X, y, Xt, yt), kw, T = _strong()
     N = 32
-    net = GGDLN(30, N, depth, M, readout=readout, bias_std=0.5,
-                gates="ones" if M == 1 else "halfspace",
-                generator=torch.Generator().manual_seed(1), **kw)  # fmt: skip
+    net = GGDLN(
+        30,
+        N,
+        depth,
+        M,
+        readout=readout,
+        bias_std=0.5,
+        gates="ones" if M == 1 else "halfspace",
+        generator=torch.Generator().manual_seed(1),
+        **kw,
+    )
     th = ggdln_theory(net, X, y, T).generalization(Xt, yt)
     gp = ggdln_theory(net, X, y, T, limit="gp").generalization(Xt, yt)
     s = gibbs_ggdln(net, X, y, T, Xt, chains=32, sweeps=1500, seed=3).generalization(yt)
@@ -121,7 +129,11 @@ def test_chain_stack_matches_the_module_forward():
 
 @pytest.mark.parametrize(
     ("kw", "match"),
-    [(dict(chains=0), "`chains`"), (dict(sweeps=10, burn_in=10), "`burn_in`"), (dict(thin=0), "`thin`")],
+    [
+        (dict(chains=0), "`chains`"),
+        (dict(sweeps=10, burn_in=10), "`burn_in`"),
+        (dict(thin=0), "`thin`"),
+    ],
 )
 def test_bad_sampler_arguments_are_named(kw, match):
     X, y, Xt, _ = _task(5, 2)

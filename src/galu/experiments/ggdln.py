@@ -54,9 +54,16 @@ METRICS = ("error", "bias", "variance")
 
 
 def ggdln_task(
-    task: str, P: int, P_test: int, N0: int, seed: int, *, noise: float = 0.1,
-    gamma: float = 0.5, data_dir: str | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    task: str,
+    P: int,
+    P_test: int,
+    N0: int,
+    seed: int,
+    *,
+    noise: float = 0.1,
+    gamma: float = 0.5,
+    data_dir: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``X (P, N0), y (P,), X_test, y_test`` in float64 (module docstring)."""
     if task not in TASKS:
         raise ValueError(f"`task` (={task!r}) must be one of {TASKS}.")
@@ -71,9 +78,15 @@ def ggdln_task(
         return X, y, Xt, Xt @ w / math.sqrt(N0)
     from galu.data import PCAWhitener, load_dataset
 
-    ds = load_dataset(task, root=data_dir, seed=0, val_fraction=0.0, dtype=torch.float64,
-                      **({"mnist1d_samples": 4000} if task == "mnist1d" else {}))  # fmt: skip
-    if P > len(ds.y_train) or P_test > len(ds.y_test):
+    ds = load_dataset(
+        task,
+        root=data_dir,
+        seed=0,
+        val_fraction=0.0,
+        dtype=torch.float64,
+        **({"mnist1d_samples": 4000} if task == "mnist1d" else {}),
+    )
+    if len(ds.y_train) < P or P_test > len(ds.y_test):
         raise ValueError(
             f"`P`={P} / `P_test`={P_test} exceed {task}'s {len(ds.y_train)} training / "
             f"{len(ds.y_test)} test examples."
@@ -83,22 +96,38 @@ def ggdln_task(
     te = torch.as_tensor(rng.choice(len(ds.y_test), P_test, replace=False))
     pca = PCAWhitener(N0).fit(ds.X_train)  # unsupervised: every training input, no labels
     sign = lambda lab: 1.0 - 2.0 * (lab % 2).double()  # noqa: E731  (even → +1, odd → −1)
-    return (pca.transform(ds.X_train[tr]), sign(ds.y_train[tr]),
-            pca.transform(ds.X_test[te]), sign(ds.y_test[te]))  # fmt: skip
+    return (
+        pca.transform(ds.X_train[tr]),
+        sign(ds.y_train[tr]),
+        pca.transform(ds.X_test[te]),
+        sign(ds.y_test[te]),
+    )
 
 
 def _rows(source: str, stats: dict[str, float], seconds: float) -> list[Row]:
-    rows = [dict(source=source, metric=k, value=stats[k], se=stats.get(f"{k}_se", float("nan")))
-            for k in METRICS]  # fmt: skip
+    rows = [
+        dict(source=source, metric=k, value=stats[k], se=stats.get(f"{k}_se", float("nan")))
+        for k in METRICS
+    ]
     rows.append(dict(source=source, metric="seconds", value=seconds, se=float("nan")))
     return rows
 
 
 def evaluate(
-    net: GGDLN, X: torch.Tensor, y: torch.Tensor, Xt: torch.Tensor, yt: torch.Tensor,
-    temperature: float, *, sampler: str, chains: int, sweeps: int, seed: int,
-    task: Any = None, task_test: Any = None,
-) -> list[Row]:  # fmt: skip
+    net: GGDLN,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    Xt: torch.Tensor,
+    yt: torch.Tensor,
+    temperature: float,
+    *,
+    sampler: str,
+    chains: int,
+    sweeps: int,
+    seed: int,
+    task: Any = None,
+    task_test: Any = None,
+) -> list[Row]:
     """Rows for the theory, the GP limit and (unless ``sampler="none"``) the sampled network."""
     th = ggdln_theory(net, X, y, temperature, task=task)
     gp = ggdln_theory(net, X, y, temperature, task=task, limit="gp")
@@ -108,11 +137,31 @@ def evaluate(
     if sampler != "none":
         s: PosteriorSamples
         if sampler == "gibbs":
-            s = gibbs_ggdln(net, X, y, temperature, Xt, chains=chains, sweeps=sweeps, seed=seed,
-                            task=task, task_test=task_test)  # fmt: skip
+            s = gibbs_ggdln(
+                net,
+                X,
+                y,
+                temperature,
+                Xt,
+                chains=chains,
+                sweeps=sweeps,
+                seed=seed,
+                task=task,
+                task_test=task_test,
+            )
         else:
-            s = langevin_ggdln(net, X, y, temperature, Xt, chains=chains, steps=sweeps,
-                               seed=seed, task=task, task_test=task_test)  # fmt: skip
+            s = langevin_ggdln(
+                net,
+                X,
+                y,
+                temperature,
+                Xt,
+                chains=chains,
+                steps=sweeps,
+                seed=seed,
+                task=task,
+                task_test=task_test,
+            )
         rows += _rows(sampler, s.generalization(yt), s.seconds)
     return rows
 
@@ -155,30 +204,56 @@ class GGDLNBaseConfig(BaseConfig):
             raise ValueError(f"`gamma` (={self.gamma!r}) must be in [0, 1].")
 
     def data(self, seed: int, P: int | None = None):
-        return ggdln_task(self.task, P or self.P, self.P_test, self.N0, seed, noise=self.noise,
-                          gamma=self.gamma, data_dir=self.data_dir)  # fmt: skip
+        return ggdln_task(
+            self.task,
+            P or self.P,
+            self.P_test,
+            self.N0,
+            seed,
+            noise=self.noise,
+            gamma=self.gamma,
+            data_dir=self.data_dir,
+        )
 
 
 def _net(c: GGDLNBaseConfig, seed: int, *keys: Any, **kw: Any) -> GGDLN:
     args: dict[str, Any] = dict(
-        width=c.width, depth=c.depth, n_gates=c.n_gates, gates=c.gates, readout=c.readout,
+        width=c.width,
+        depth=c.depth,
+        n_gates=c.n_gates,
+        gates=c.gates,
+        readout=c.readout,
         prior_var=c.prior_var,
-    )  # fmt: skip
+    )
     args.update(kw)
     return GGDLN(c.N0, generator=generator(seed, "ggdln-net", *keys), **args)
 
 
-def _plot_sources(ax: Any, table: pd.DataFrame, x: str, metric: str, sources: tuple[str, ...],
-                  label_prefix: str = "", color: str | None = None) -> None:  # fmt: skip
+def _plot_sources(
+    ax: Any,
+    table: pd.DataFrame,
+    x: str,
+    metric: str,
+    sources: tuple[str, ...],
+    label_prefix: str = "",
+    color: str | None = None,
+) -> None:
     """Mean over seeds per ``x``: lines for theory / GP, points with ±2 pooled MC errors for
     sampled sources."""
-    styles = {
-        "theory": dict(ls="-", marker=None), "gp": dict(ls="--", marker=None),
-        "gibbs": dict(ls="none", marker="o"), "langevin": dict(ls="none", marker="s"),
+    styles: dict[str, dict[str, Any]] = {
+        "theory": dict(ls="-", marker=None),
+        "gp": dict(ls="--", marker=None),
+        "gibbs": dict(ls="none", marker="o"),
+        "langevin": dict(ls="none", marker="s"),
         "relu": dict(ls="none", marker="^"),
-    }  # fmt: skip
-    names = {"theory": "theory", "gp": "GP limit", "gibbs": "Gibbs", "langevin": "Langevin",
-             "relu": "ReLU net (Langevin)"}  # fmt: skip
+    }
+    names = {
+        "theory": "theory",
+        "gp": "GP limit",
+        "gibbs": "Gibbs",
+        "langevin": "Langevin",
+        "relu": "ReLU net (Langevin)",
+    }
     for i, src in enumerate(sources):
         part = table[(table.source == src) & (table.metric == metric)]
         if part.empty:
@@ -188,16 +263,31 @@ def _plot_sources(ax: Any, table: pd.DataFrame, x: str, metric: str, sources: tu
         col = color or f"C{i}"
         st = styles[src]
         if st["marker"] is None:
-            ax.plot(mean.index, mean.values, ls=st["ls"], color=col, label=label_prefix + names[src])
+            ax.plot(
+                mean.index, mean.values, ls=st["ls"], color=col, label=label_prefix + names[src]
+            )
         else:
             se = grp["se"].apply(lambda s: float(np.sqrt((s**2).sum()) / len(s)))
-            ax.errorbar(mean.index, mean.values, yerr=2 * se.values, ls="none", marker=st["marker"],
-                        color=col, capsize=2, ms=4, label=label_prefix + names[src])  # fmt: skip
+            ax.errorbar(
+                mean.index,
+                mean.values,
+                yerr=2 * se.values,
+                ls="none",
+                marker=st["marker"],
+                color=col,
+                capsize=2,
+                ms=4,
+                label=label_prefix + names[src],
+            )
 
 
 AXES = ("width", "depth", "prior_var", "n_gates")
-AXIS_LABEL = {"width": "width N", "depth": "depth L", "prior_var": "prior variance σ²",
-              "n_gates": "gates per layer M"}  # fmt: skip
+AXIS_LABEL = {
+    "width": "width N",
+    "depth": "depth L",
+    "prior_var": "prior variance σ²",
+    "n_gates": "gates per layer M",
+}
 
 
 @dataclass(frozen=True)
@@ -220,15 +310,41 @@ class GGDLNCurvesConfig(GGDLNBaseConfig):
 
 
 CURVES_PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": dict(P=10, P_test=20, N0=8, width=8, widths=(4, 16), depths=(1, 2),
-                  prior_vars=(0.2, 1.0), gate_counts=(1, 2), n_gates=2, chains=4, sweeps=40,
-                  relu_steps=60, repeats=1),  # fmt: skip
+    "smoke": dict(
+        P=10,
+        P_test=20,
+        N0=8,
+        width=8,
+        widths=(4, 16),
+        depths=(1, 2),
+        prior_vars=(0.2, 1.0),
+        gate_counts=(1, 2),
+        n_gates=2,
+        chains=4,
+        sweeps=40,
+        relu_steps=60,
+        repeats=1,
+    ),
     # ~2.5 min on 2 cores
-    "quick": dict(widths=(8, 16, 32, 64), depths=(1, 2, 3), prior_vars=(0.05, 0.2, 1.0, 2.0),
-                  sweeps=300, relu_steps=2000, repeats=2),  # fmt: skip
-    "paper": dict(P=100, P_test=500, widths=(8, 16, 32, 64, 128, 256), depths=(1, 2, 3, 4, 5),
-                  gate_counts=(1, 2, 4, 8, 16), chains=32, sweeps=2000, relu_steps=20000,
-                  repeats=5),  # fmt: skip
+    "quick": dict(
+        widths=(8, 16, 32, 64),
+        depths=(1, 2, 3),
+        prior_vars=(0.05, 0.2, 1.0, 2.0),
+        sweeps=300,
+        relu_steps=2000,
+        repeats=2,
+    ),
+    "paper": dict(
+        P=100,
+        P_test=500,
+        widths=(8, 16, 32, 64, 128, 256),
+        depths=(1, 2, 3, 4, 5),
+        gate_counts=(1, 2, 4, 8, 16),
+        chains=32,
+        sweeps=2000,
+        relu_steps=20000,
+        repeats=5,
+    ),
 }
 
 
@@ -242,8 +358,12 @@ class GGDLNCurves(Experiment):
 
     def points(self) -> list[dict[str, Any]]:
         c = self.config
-        values = {"width": c.widths, "depth": c.depths, "prior_var": c.prior_vars,
-                  "n_gates": c.gate_counts}  # fmt: skip
+        values = {
+            "width": c.widths,
+            "depth": c.depths,
+            "prior_var": c.prior_vars,
+            "n_gates": c.gate_counts,
+        }
         return [dict(axis=a, x=v) for a in c.axes for v in values[a]]
 
     def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
@@ -252,27 +372,54 @@ class GGDLNCurves(Experiment):
         X, y, Xt, yt = c.data(seed)
         kw: dict[str, Any] = {axis: x}
         net = _net(c, seed, **kw)  # same gate vectors along an axis: smooth curves
-        rows = evaluate(net, X, y, Xt, yt, c.temperature, sampler=c.sampler, chains=c.chains,
-                        sweeps=c.sweeps, seed=derive_seed(seed, "sampler", axis, x))  # fmt: skip
+        rows = evaluate(
+            net,
+            X,
+            y,
+            Xt,
+            yt,
+            c.temperature,
+            sampler=c.sampler,
+            chains=c.chains,
+            sweeps=c.sweeps,
+            seed=derive_seed(seed, "sampler", axis, x),
+        )
         if axis == "n_gates" and c.relu:
             rows += self._relu(X, y, Xt, yt, seed)
         return rows
 
-    def _relu(self, X, y, Xt, yt, seed: int) -> list[Row]:  # type: ignore[no-untyped-def]
+    def _relu(
+        self, X: torch.Tensor, y: torch.Tensor, Xt: torch.Tensor, yt: torch.Tensor, seed: int
+    ) -> list[Row]:
         """A ReLU network of the same width, depth and prior, sampled by Langevin dynamics."""
         c = self.config
         g = generator(seed, "relu-init")
         fans = (c.N0,) + (c.width,) * c.depth
-        Ws = [torch.randn(c.chains, fans[l + 1], fans[l], generator=g, dtype=torch.float64)
-              * math.sqrt(c.prior_var) for l in range(c.depth)]  # fmt: skip
-        Ws.append(torch.randn(c.chains, c.width, generator=g, dtype=torch.float64)
-                  * math.sqrt(c.prior_var))  # fmt: skip
+        Ws = [
+            torch.randn(c.chains, fans[l + 1], fans[l], generator=g, dtype=torch.float64)
+            * math.sqrt(c.prior_var)
+            for l in range(c.depth)
+        ]
+        Ws.append(
+            torch.randn(c.chains, c.width, generator=g, dtype=torch.float64)
+            * math.sqrt(c.prior_var)
+        )
         # kernel scale for the step size: the GGDLN GP kernel of one all-ones gate is the
         # linear kernel σ^{2(L+1)} XXᵀ/N0, which bounds the ReLU network's from above
         K = c.prior_var ** (c.depth + 1) * X @ X.T / c.N0
         lr = default_langevin_lr(K, c.depth, c.temperature, c.prior_var)
-        s = langevin(relu_forward, Ws, [c.prior_var] * (c.depth + 1), X, y, c.temperature, Xt,
-                     lr=lr, steps=c.relu_steps, seed=derive_seed(seed, "relu-langevin"))  # fmt: skip
+        s = langevin(
+            relu_forward,
+            Ws,
+            [c.prior_var] * (c.depth + 1),
+            X,
+            y,
+            c.temperature,
+            Xt,
+            lr=lr,
+            steps=c.relu_steps,
+            seed=derive_seed(seed, "relu-langevin"),
+        )
         return _rows("relu", s.generalization(yt), s.seconds)
 
     def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
@@ -283,8 +430,9 @@ class GGDLNCurves(Experiment):
 
         c = self.config
         axes_present = [a for a in c.axes if (table.axis == a).any()]
-        fig, axs = plt.subplots(3, len(axes_present), figsize=(3.6 * len(axes_present), 8.5),
-                                dpi=120, squeeze=False)  # fmt: skip
+        fig, axs = plt.subplots(
+            3, len(axes_present), figsize=(3.6 * len(axes_present), 8.5), dpi=120, squeeze=False
+        )
         sampled = ("theory", "gp", c.sampler) if c.sampler != "none" else ("theory", "gp")
         for j, axis in enumerate(axes_present):
             part = table[table.axis == axis]
@@ -295,8 +443,9 @@ class GGDLNCurves(Experiment):
                 if not relu.empty:
                     m = relu["value"].mean()
                     se = float(np.sqrt((relu["se"] ** 2).sum()) / len(relu))
-                    ax.axhspan(m - 2 * se, m + 2 * se, color="C3", alpha=0.25,
-                               label="ReLU net (Langevin)")  # fmt: skip
+                    ax.axhspan(
+                        m - 2 * se, m + 2 * se, color="C3", alpha=0.25, label="ReLU net (Langevin)"
+                    )
                 if axis in ("width", "prior_var"):
                     ax.set_xscale("log")
                 ax.set_xlabel(AXIS_LABEL[axis])
@@ -308,15 +457,17 @@ class GGDLNCurves(Experiment):
                     ax.legend(fontsize=7)
         fig.suptitle(
             f"GGDLN ({c.task}, P={c.P}, base N={c.width}, L={c.depth}, M={c.n_gates}, "
-            f"σ²={c.prior_var}, T={c.temperature}); errors ±2 MC s.e.", fontsize=9,
-        )  # fmt: skip
+            f"σ²={c.prior_var}, T={c.temperature}); errors ±2 MC s.e.",
+            fontsize=9,
+        )
         return [save_figure(fig, fig_dir / "ggdln_curves.png")]
 
     def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
         """Test error per axis value and source (mean over seeds)."""
         part = table[table.metric == "error"]
-        wide = part.pivot_table(index=["axis", "x"], columns="source", values="value",
-                                aggfunc="mean", dropna=False)  # fmt: skip
+        wide = part.pivot_table(
+            index=["axis", "x"], columns="source", values="value", aggfunc="mean", dropna=False
+        )
         return wide.dropna(how="all").reset_index()
 
 
@@ -346,8 +497,9 @@ class GateLearningConfig(GGDLNBaseConfig):
 GATE_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(N0=8, sizes=(12, 24), P_test=30, width=8, chains=4, sweeps=30, repeats=1),
     "quick": dict(repeats=3),
-    "paper": dict(sizes=(25, 50, 100, 200, 400), P_test=1000, n_gates=8, chains=32,
-                  sweeps=2000, repeats=5),  # fmt: skip
+    "paper": dict(
+        sizes=(25, 50, 100, 200, 400), P_test=1000, n_gates=8, chains=32, sweeps=2000, repeats=5
+    ),
 }
 
 
@@ -370,8 +522,18 @@ class GGDLNGateLearning(Experiment):
         net = _net(c, seed, gates=kind)
         # unlabelled inputs for the gates: the training inputs (their labels are never used)
         net.fit_gates(X, seed=derive_seed(seed, "gate-fit", kind, P) % 2**31)
-        return evaluate(net, X, y, Xt, yt, c.temperature, sampler=c.sampler, chains=c.chains,
-                        sweeps=c.sweeps, seed=derive_seed(seed, "sampler", kind, P))  # fmt: skip
+        return evaluate(
+            net,
+            X,
+            y,
+            Xt,
+            yt,
+            c.temperature,
+            sampler=c.sampler,
+            chains=c.chains,
+            sweeps=c.sweeps,
+            seed=derive_seed(seed, "sampler", kind, P),
+        )
 
     def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
         import matplotlib
@@ -391,14 +553,18 @@ class GGDLNGateLearning(Experiment):
             ax.set_ylabel(f"test {metric}")
             ax.grid(alpha=0.3)
         axs[0].legend(fontsize=7)
-        fig.suptitle(f"GGDLN on {c.task} (even vs odd, PCA {c.N0}), N={c.width}, L={c.depth}, "
-                     f"M={c.n_gates}: random vs learned gates", fontsize=9)  # fmt: skip
+        fig.suptitle(
+            f"GGDLN on {c.task} (even vs odd, PCA {c.N0}), N={c.width}, L={c.depth}, "
+            f"M={c.n_gates}: random vs learned gates",
+            fontsize=9,
+        )
         return [save_figure(fig, fig_dir / "ggdln_gate_learning.png")]
 
     def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
         part = table[table.metric == "error"]
-        return part.pivot_table(index=["gates", "P"], columns="source", values="value",
-                                aggfunc="mean").reset_index()  # fmt: skip
+        return part.pivot_table(
+            index=["gates", "P"], columns="source", values="value", aggfunc="mean"
+        ).reset_index()
 
 
 @dataclass(frozen=True)
@@ -418,11 +584,19 @@ class MultitaskConfig(GGDLNBaseConfig):
 
 
 MULTI_PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": dict(N0=6, P=10, P_test=20, width=8, task_counts=(1, 2), chains=4, sweeps=30,
-                  repeats=1),  # fmt: skip
+    "smoke": dict(
+        N0=6, P=10, P_test=20, width=8, task_counts=(1, 2), chains=4, sweeps=30, repeats=1
+    ),
     "quick": dict(sweeps=300, repeats=2),  # ~80 s on 2 cores
-    "paper": dict(P=50, P_test=500, task_counts=(1, 2, 4, 8, 16), n_gates=16, chains=32,
-                  sweeps=2000, repeats=5),  # fmt: skip
+    "paper": dict(
+        P=50,
+        P_test=500,
+        task_counts=(1, 2, 4, 8, 16),
+        n_gates=16,
+        chains=32,
+        sweeps=2000,
+        repeats=5,
+    ),
 }
 
 
@@ -444,16 +618,33 @@ class GGDLNMultitask(Experiment):
         Xs, ys, Xts, yts = [], [], [], []
         for t in range(n):
             X, y, Xt, yt = c.data(derive_seed(seed, "multitask", t) % 2**31)
-            perm = (torch.arange(c.N0) if t == 0 else
-                    torch.randperm(c.N0, generator=generator(seed, "perm", t)))  # fmt: skip
-            Xs.append(X[:, perm]); ys.append(y); Xts.append(Xt[:, perm]); yts.append(yt)  # noqa: E702
+            perm = (
+                torch.arange(c.N0)
+                if t == 0
+                else torch.randperm(c.N0, generator=generator(seed, "perm", t))
+            )
+            Xs.append(X[:, perm])
+            ys.append(y)
+            Xts.append(Xt[:, perm])
+            yts.append(yt)
         task = torch.arange(n).repeat_interleave(c.P)
         task_test = torch.arange(n).repeat_interleave(c.P_test)
         X, y, Xt, yt = torch.cat(Xs), torch.cat(ys), torch.cat(Xts), torch.cat(yts)
         net = _net(c, seed, n, n_tasks=n if gating == "task" else 1)  # same gates at n = 1
         tk = dict(task=task, task_test=task_test) if gating == "task" else {}
-        rows = evaluate(net, X, y, Xt, yt, c.temperature, sampler=c.sampler, chains=c.chains,
-                        sweeps=c.sweeps, seed=derive_seed(seed, "sampler", gating, n), **tk)  # fmt: skip
+        rows = evaluate(
+            net,
+            X,
+            y,
+            Xt,
+            yt,
+            c.temperature,
+            sampler=c.sampler,
+            chains=c.chains,
+            sweeps=c.sweeps,
+            seed=derive_seed(seed, "sampler", gating, n),
+            **tk,
+        )
         return rows
 
     def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
@@ -469,18 +660,23 @@ class GGDLNMultitask(Experiment):
                 part = table[table.gating == gating]
                 sources = ("theory", "gp") + ((c.sampler,) if c.sampler != "none" else ())
                 for src in sources:
-                    _plot_sources(ax, part, "n_tasks", metric, (src,), f"{gating} gates: ",
-                                  color=f"C{i}")  # fmt: skip
+                    _plot_sources(
+                        ax, part, "n_tasks", metric, (src,), f"{gating} gates: ", color=f"C{i}"
+                    )
             ax.set_xscale("log", base=2)
             ax.set_xlabel("number of tasks")
             ax.set_ylabel(f"test {metric} (mean over tasks)")
             ax.grid(alpha=0.3)
         axs[0].legend(fontsize=7)
-        fig.suptitle(f"Permuted-input {c.task} tasks, P={c.P} per task, N={c.width}, "
-                     f"M={c.n_gates}: shared vs task-dependent gates", fontsize=9)  # fmt: skip
+        fig.suptitle(
+            f"Permuted-input {c.task} tasks, P={c.P} per task, N={c.width}, "
+            f"M={c.n_gates}: shared vs task-dependent gates",
+            fontsize=9,
+        )
         return [save_figure(fig, fig_dir / "ggdln_multitask.png")]
 
     def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
         part = table[table.metric == "error"]
-        return part.pivot_table(index=["gating", "n_tasks"], columns="source", values="value",
-                                aggfunc="mean").reset_index()  # fmt: skip
+        return part.pivot_table(
+            index=["gating", "n_tasks"], columns="source", values="value", aggfunc="mean"
+        ).reset_index()

@@ -57,6 +57,10 @@ class GlobalGates(nn.Module):
     task-dependent gating used for multi-task learning. Gate vectors are buffers.
     """
 
+    vectors: torch.Tensor
+    biases: torch.Tensor
+    centres: torch.Tensor
+
     def __init__(
         self,
         in_features: int,
@@ -206,7 +210,9 @@ class GGDLN(nn.Module):
         if readout not in READOUTS:
             raise ValueError(f"`readout` (={readout!r}) must be one of {READOUTS}.")
         if normalization not in NORMALIZATIONS:
-            raise ValueError(f"`normalization` (={normalization!r}) must be one of {NORMALIZATIONS}.")
+            raise ValueError(
+                f"`normalization` (={normalization!r}) must be one of {NORMALIZATIONS}."
+            )
         pv = (prior_var,) * (depth + 1) if isinstance(prior_var, int | float) else tuple(prior_var)
         if len(pv) != depth + 1 or not all(float(s) > 0 for s in pv):
             raise ValueError(
@@ -217,9 +223,13 @@ class GGDLN(nn.Module):
         self.readout, self.normalization = readout, normalization
         self.prior_var = tuple(float(s) for s in pv)
         gk: dict[str, Any] = dict(
-            n_tasks=n_tasks, bias_std=bias_std, scale=scale, generator=generator,
-            dtype=dtype, device=device,
-        )  # fmt: skip
+            n_tasks=n_tasks,
+            bias_std=bias_std,
+            scale=scale,
+            generator=generator,
+            dtype=dtype,
+            device=device,
+        )
         n_sets = 1 if shared_gates else depth + (readout == "gated")
         if isinstance(gates, GlobalGates):
             if not shared_gates or gates.in_features != in_features or gates.n_gates != n_gates:
@@ -266,6 +276,7 @@ class GGDLN(nn.Module):
     def fit_gates(self, X: torch.Tensor, *, seed: int = 0) -> GGDLN:
         """Learn data-dependent (``pca`` / ``kmeans``) gates from inputs, without labels."""
         for s in self.gate_sets:
+            assert isinstance(s, GlobalGates)
             s.fit(X, seed=seed)
         return self
 

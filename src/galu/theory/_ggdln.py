@@ -126,12 +126,7 @@ def renormalized_kernel(
     gates_b = gates_a if gates_b is None else gates_b
     Xb = Xa if Xb is None else Xb
     Ga, Gb = path_gates(gates_a, 2), path_gates(gates_b, 2)
-    return (
-        sigma1
-        * ((Ga @ U1) @ Gb.T)
-        * (gates_a[0] @ gates_b[0].T)
-        * (Xa @ Xb.T / Xa.shape[1])
-    )
+    return sigma1 * ((Ga @ U1) @ Gb.T) * (gates_a[0] @ gates_b[0].T) * (Xa @ Xb.T / Xa.shape[1])
 
 
 def _kernel_diag(U1: torch.Tensor, sigma1: float, gates: Sequence[torch.Tensor], X: torch.Tensor):
@@ -225,9 +220,12 @@ class GGDLNTheory:
         return mean, var.clamp_min(0.0)
 
     def generalization(
-        self, X: torch.Tensor, y: torch.Tensor, gates: Sequence[torch.Tensor] | None = None,
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        gates: Sequence[torch.Tensor] | None = None,
         task: Any = None,
-    ) -> dict[str, float]:  # fmt: skip
+    ) -> dict[str, float]:
         """``bias = mean (⟨f⟩ − y)²``, ``variance = mean ⟨δf²⟩``, ``error = bias + variance``."""
         mean, var = self.predict(X, gates, task)
         bias = float(((mean - y) ** 2).mean())
@@ -244,10 +242,10 @@ def solve_ggdln(
     init: Sequence[torch.Tensor] | None = None,
     gate_fn: GateFn | None = None,
 ) -> GGDLNTheory:
-    """Minimise the effective action (L-BFGS over Cholesky factors of ``U_l``, started at the GP
-    values or ``init``) until the residual is below ``tol`` (residuals reach ~1e-8 at best: the
-    line search compares values of ``S``, whose float64 rounding limits the final digits). ``limit="gp"`` returns the
-    infinite-width predictor instead (``U_l`` at their GP values)."""
+    """Minimise the effective action, started at the GP values or ``init``, until the residual
+    is below ``tol`` (see :func:`_minimise`: Newton where affordable, else L-BFGS, whose residual
+    floor is ~1e-8 because its line search compares float64 values of ``S``). ``limit="gp"``
+    returns the infinite-width predictor instead (``U_l`` at their GP values)."""
     if limit not in ("finite", "gp"):
         raise ValueError(f"`limit` (={limit!r}) must be 'finite' or 'gp'.")
     t0 = time.perf_counter()
@@ -270,10 +268,20 @@ def solve_ggdln(
     chol = torch.linalg.cholesky(K + pb.temperature * eye)
     alpha = torch.cholesky_solve(pb.y[:, None], chol)[:, 0]
     return GGDLNTheory(
-        problem=pb, order_parameters=tuple(U), kernel=K, gp_kernel=Kgp, action=S,
-        residuals=residuals, n_iter=n_iter, converged=max(residuals) <= tol or limit == "gp",
-        seconds=time.perf_counter() - t0, limit=limit, gate_fn=gate_fn, _chol=chol, _alpha=alpha,
-    )  # fmt: skip
+        problem=pb,
+        order_parameters=tuple(U),
+        kernel=K,
+        gp_kernel=Kgp,
+        action=S,
+        residuals=residuals,
+        n_iter=n_iter,
+        converged=max(residuals) <= tol or limit == "gp",
+        seconds=time.perf_counter() - t0,
+        limit=limit,
+        gate_fn=gate_fn,
+        _chol=chol,
+        _alpha=alpha,
+    )
 
 
 def _minimise(
@@ -303,10 +311,17 @@ def _minimise(
         if out is None:
             return float("inf"), np.zeros_like(a)
         S, grads = out
-        return S * scale, np.array([float((g * u).sum()) for g, u in zip(grads, U, strict=True)]) * scale
+        return S * scale, np.array(
+            [float((g * u).sum()) for g, u in zip(grads, U, strict=True)]
+        ) * scale
 
-    res = minimize(fun_scalar, np.zeros(len(U0)), jac=True, method="L-BFGS-B",
-                   options=dict(maxiter=100, gtol=1e-10))  # fmt: skip
+    res = minimize(
+        fun_scalar,
+        np.zeros(len(U0)),
+        jac=True,
+        method="L-BFGS-B",
+        options=dict(maxiter=100, gtol=1e-10),
+    )
     start = [math.exp(ai) * u for ai, u in zip(res.x, U0, strict=True)]
     total_iter = int(res.nit)
     if _newton_affordable(pb):
@@ -351,9 +366,12 @@ def _minimise(
     theta = pack(start)
     for _ in range(5):  # restarts: each L-BFGS run ends on its own criteria; stop on the residual
         res = minimize(
-            fun, theta, jac=True, method="L-BFGS-B",
+            fun,
+            theta,
+            jac=True,
+            method="L-BFGS-B",
             options=dict(maxiter=max_iter, maxcor=30, gtol=1e-14, ftol=1e-16),
-        )  # fmt: skip
+        )
         theta, total_iter = res.x, total_iter + int(res.nit)
         Cs, U = unpack(theta)
         _, grads = action_and_gradient(pb, U)
@@ -379,7 +397,8 @@ def _newton_affordable(pb: GGDLNProblem) -> bool:
 
 
 def _sym_index(D: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return tuple(torch.triu_indices(D, D))  # type: ignore[return-value]
+    idx = torch.triu_indices(D, D)
+    return idx[0], idx[1]
 
 
 def _unvec(u: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
@@ -405,7 +424,9 @@ def _prior_action(pb: GGDLNProblem, U: list[torch.Tensor]) -> torch.Tensor:
         else:
             inv_next = torch.linalg.inv(U[l + 1]).contiguous()
             Snext_inv = torch.kron(inv_next, torch.eye(M[l + 1]).to(U[l])) / s[l + 1]
-            logdet_Snext = M[l + 1] * (U[l + 1].shape[0] * math.log(s[l + 1]) + torch.logdet(U[l + 1]))
+            logdet_Snext = M[l + 1] * (
+                U[l + 1].shape[0] * math.log(s[l + 1]) + torch.logdet(U[l + 1])
+            )
         total = total + N[l] * ((Snext_inv * U[l]).sum() - torch.logdet(U[l]) + logdet_Snext)
     return total
 
@@ -425,7 +446,9 @@ def _data_newton_terms(
     s1, P = pb.prior_var[0], pb.X.shape[0]
     G2, H1 = pb.path_gates_above, pb.input_kernel
     D = G2.shape[1]
-    A = s1 * ((G2 @ U1) @ G2.T) * H1 + pb.temperature * torch.eye(P, dtype=H1.dtype, device=H1.device)
+    A = s1 * ((G2 @ U1) @ G2.T) * H1 + pb.temperature * torch.eye(
+        P, dtype=H1.dtype, device=H1.device
+    )
     chol, info = torch.linalg.cholesky_ex(A)
     if int(info) != 0:
         return None
@@ -557,16 +580,21 @@ def _newton(
     return _unvec(u, sizes), max_iter, False
 
 
-def ggdln_problem(model: Any, X: torch.Tensor, y: torch.Tensor, temperature: float,
-                  task: Any = None) -> GGDLNProblem:  # fmt: skip
+def ggdln_problem(
+    model: Any, X: torch.Tensor, y: torch.Tensor, temperature: float, task: Any = None
+) -> GGDLNProblem:
     """The :class:`GGDLNProblem` of a :class:`galu.nn.GGDLN` on a training set."""
     y = torch.as_tensor(y, dtype=X.dtype, device=X.device).reshape(-1)
     with torch.no_grad():
         gates = tuple(model.scaled_gates(X, task))
     return GGDLNProblem(
-        X=X, y=y, gates=gates, widths=tuple(float(n) for n in model.widths),
-        prior_var=tuple(model.prior_var), temperature=float(temperature),
-    )  # fmt: skip
+        X=X,
+        y=y,
+        gates=gates,
+        widths=tuple(float(n) for n in model.widths),
+        prior_var=tuple(model.prior_var),
+        temperature=float(temperature),
+    )
 
 
 def ggdln_theory(

@@ -91,8 +91,10 @@ class PosteriorSamples:
         if C > 1:
             loo = torch.stack(
                 [
-                    stats(torch.cat([self.chain_mean[:c], self.chain_mean[c + 1 :]]),
-                          torch.cat([self.chain_sq[:c], self.chain_sq[c + 1 :]]))  # fmt: skip
+                    stats(
+                        torch.cat([self.chain_mean[:c], self.chain_mean[c + 1 :]]),
+                        torch.cat([self.chain_sq[:c], self.chain_sq[c + 1 :]]),
+                    )
                     for c in range(C)
                 ]
             )
@@ -196,19 +198,30 @@ def gibbs_ggdln(
     L = model.depth
     Ws = _prior_draw(model, chains, gen)
     acc_m = torch.zeros(chains, X_test.shape[0], dtype=X.dtype, device=X.device)
-    acc_q, gram, kept = torch.zeros_like(acc_m), 0.0, 0
+    acc_q, kept = torch.zeros_like(acc_m), 0
+    M_out = model.gate_counts[-1]
+    gram = torch.zeros(chains, M_out, M_out, dtype=X.dtype, device=X.device)
     bar = _Bar(sweeps, "Gibbs sweeps", progress)
     t0 = time.perf_counter()
     with torch.no_grad():
         for sweep in range(sweeps):
             _, hidden = ggdln_forward(Ws, g_tr, X)
             ones = torch.ones(chains, X.shape[0], 1, dtype=X.dtype, device=X.device)
-            Ws[L] = _matheron(Ws[L][:, :, None], g_tr[L], ones, hidden[L], y, temperature,
-                              model.prior_var[L], gen)[:, :, 0]  # fmt: skip
+            Ws[L] = _matheron(
+                Ws[L][:, :, None], g_tr[L], ones, hidden[L], y, temperature, model.prior_var[L], gen
+            )[:, :, 0]
             for l in range(L, 0, -1):  # W^l is Ws[l - 1]
                 beta = ggdln_backward(Ws, g_tr, l)
-                Ws[l - 1] = _matheron(Ws[l - 1], g_tr[l - 1], beta, hidden[l - 1], y,
-                                      temperature, model.prior_var[l - 1], gen)  # fmt: skip
+                Ws[l - 1] = _matheron(
+                    Ws[l - 1],
+                    g_tr[l - 1],
+                    beta,
+                    hidden[l - 1],
+                    y,
+                    temperature,
+                    model.prior_var[l - 1],
+                    gen,
+                )
             if sweep >= burn_in and (sweep - burn_in) % thin == 0:
                 f, _ = ggdln_forward(Ws, g_te, X_test)
                 acc_m += f
@@ -219,9 +232,13 @@ def gibbs_ggdln(
             bar.step()
     bar.close()
     return PosteriorSamples(
-        chain_mean=acc_m / kept, chain_sq=acc_q / kept, n_kept=kept,
-        seconds=time.perf_counter() - t0, method="gibbs", readout_gram=gram / kept,
-    )  # fmt: skip
+        chain_mean=acc_m / kept,
+        chain_sq=acc_q / kept,
+        n_kept=kept,
+        seconds=time.perf_counter() - t0,
+        method="gibbs",
+        readout_gram=gram / kept,
+    )
 
 
 def langevin(
@@ -282,9 +299,12 @@ def langevin(
         bar.step()
     bar.close()
     return PosteriorSamples(
-        chain_mean=acc_m / kept, chain_sq=acc_q / kept, n_kept=kept,
-        seconds=time.perf_counter() - t0, method="langevin",
-    )  # fmt: skip
+        chain_mean=acc_m / kept,
+        chain_sq=acc_q / kept,
+        n_kept=kept,
+        seconds=time.perf_counter() - t0,
+        method="langevin",
+    )
 
 
 def langevin_ggdln(
@@ -312,10 +332,18 @@ def langevin_ggdln(
         lr = default_langevin_lr(K, model.depth, temperature, min(model.prior_var))
     gen = torch.Generator().manual_seed(seed)
     return langevin(
-        lambda W, Xa: ggdln_forward(W, g_tr, Xa)[0], _prior_draw(model, chains, gen),
-        model.prior_var, X, y, temperature, X_test, lr=lr, seed=seed + 1,
-        forward_test=lambda W, Xa: ggdln_forward(W, g_te, Xa)[0], **kw,
-    )  # fmt: skip
+        lambda W, Xa: ggdln_forward(W, g_tr, Xa)[0],
+        _prior_draw(model, chains, gen),
+        model.prior_var,
+        X,
+        y,
+        temperature,
+        X_test,
+        lr=lr,
+        seed=seed + 1,
+        forward_test=lambda W, Xa: ggdln_forward(W, g_te, Xa)[0],
+        **kw,
+    )
 
 
 def default_langevin_lr(K: torch.Tensor, depth: int, temperature: float, min_var: float) -> float:
