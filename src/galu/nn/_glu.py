@@ -1,0 +1,245 @@
+"""GLU-family feed-forward layers (Dauphin et al. 2017; Shazeer 2020; Huang 2024;
+``science/glu.md``).
+
+One class, :class:`FeedForward`, whose ``variant`` is one validated argument::
+
+    non-gated   relu, gelu, gelu-tanh, swish       y = act(x W1) W2
+    gated       glu, bilinear, reglu, geglu,       y = (act(x W_gate) ⊙ x W_up) W2
+                geglu-tanh, swiglu
+    expanded    xatlu, xgelu, xsilu                act(z) = z · g_α(z)
+    activations
+    expanded    xglu-atlu, xglu-gelu, xglu-silu    y = (g_α(a) ⊙ b) W2          (first order)
+    GLUs        xglu2-atlu, xglu2-gelu, xglu2-silu y = (a g_α(a) ⊙ b) W2        (second order)
+
+with ``a = x W_gate (+ bias)``, ``b = x W_up (+ bias)``. Expanded gates (Huang 2024) stretch a
+gate ``g`` with range (0, 1) to ``g_α = g (1 + 2α) − α`` with range (−α, 1 + α), one trainable
+scalar ``α`` per module initialised to 0 (so at initialisation an expanded variant equals its
+base: ``xsilu`` is ``swish``, ``xglu2-silu`` is ``swiglu``). The base gates are
+``atlu: (arctan z + π/2)/π``, ``gelu: Φ(z)``, ``silu: σ(z)``.
+
+**Packed layout.** Gated variants hold one ``gate_up`` projection of shape ``(2F, d)`` with the
+**gate first**: rows ``[0, F)`` compute ``a`` (the branch the activation is applied to), rows
+``[F, 2F)`` compute ``b``. This is Liger's and Megatron's order. ``torch.nn.functional.glu``
+uses the other order (``glu(h) = h[:F] ⊙ σ(h[F:])``, gate second); Hugging Face LLaMA MLPs keep
+separate ``gate_proj``, ``up_proj`` and ``down_proj``. :func:`pack_gate_up`,
+:func:`from_torch_glu`, :func:`from_llama_mlp` and :func:`to_llama_mlp` convert between them.
+
+The 2/3 rule: a gated FFN of hidden size ``2/3 · d_ff`` has the parameters and FLOPs of a
+non-gated FFN of hidden size ``d_ff`` (:func:`gated_hidden_size`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from galu.nn._init import check_positive_int
+
+NON_GATED = ("relu", "gelu", "gelu-tanh", "swish", "xatlu", "xgelu", "xsilu")
+GATED = (
+    "glu", "bilinear", "reglu", "geglu", "geglu-tanh", "swiglu",
+    "xglu-atlu", "xglu-gelu", "xglu-silu", "xglu2-atlu", "xglu2-gelu", "xglu2-silu",
+)  # fmt: skip
+FFN_VARIANTS: tuple[str, ...] = NON_GATED + GATED
+EXPANDED = tuple(v for v in FFN_VARIANTS if v.startswith("x"))
+
+
+def _base_gate(name: str, z: torch.Tensor) -> torch.Tensor:
+    """A gate with range (0, 1), written to keep full relative accuracy as it tends to 0
+    (``1 + erf`` and ``arctan + π/2`` cancel catastrophically for negative ``z``)."""
+    if name == "atlu":
+        # arctan(z) + π/2 = arctan(−1/z) for z < 0
+        neg = torch.atan(-1.0 / z.clamp_max(-1e-30)) / math.pi
+        return torch.where(z < 0, neg, torch.atan(z) / math.pi + 0.5)
+    if name == "gelu":
+        return _phi(z)
+    return torch.sigmoid(z)  # silu
+
+
+def _phi(z: torch.Tensor) -> torch.Tensor:
+    """The standard normal CDF, ``erfc(−z/√2)/2`` (accurate in the lower tail)."""
+    return 0.5 * torch.special.erfc(-z / math.sqrt(2.0))
+
+
+def expanded_gate(name: str, z: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
+    """``g_α(z) = g(z)(1 + 2α) − α`` for ``g`` in ``atlu``, ``gelu``, ``silu``."""
+    return _base_gate(name, z) * (1 + 2 * alpha) - alpha
+
+
+def ffn_activation(
+    variant: str, a: torch.Tensor, b: torch.Tensor | None = None, *,
+    alpha: torch.Tensor | float = 0.0, beta: float = 1.0,
+) -> torch.Tensor:  # fmt: skip
+    """The elementwise part of a feed-forward block: ``act(a)`` for non-gated variants, the gate
+    ``act(a) ⊙ b`` for gated ones. Computed in at least float32 (bf16/fp16 inputs are upcast and
+    the result cast back), the reference every fused kernel is tested against."""
+    if variant not in FFN_VARIANTS:
+        raise ValueError(f"`variant` (={variant!r}) must be one of {FFN_VARIANTS}.")
+    if (variant in GATED) != (b is not None):
+        raise ValueError(
+            f"variant {variant!r} {'needs' if variant in GATED else 'takes no'} second input `b`."
+        )
+    out_dtype = a.dtype
+    work = torch.promote_types(a.dtype, torch.float32)
+    a = a.to(work)
+    if variant in ("relu", "reglu"):
+        h = torch.relu(a)
+    elif variant in ("gelu", "geglu"):
+        h = a * _phi(a)
+    elif variant in ("gelu-tanh", "geglu-tanh"):
+        # ½(1 + tanh u) = σ(2u): the tanh approximation without cancellation for a < 0
+        h = a * torch.sigmoid(2 * math.sqrt(2 / math.pi) * (a + 0.044715 * a**3))
+    elif variant in ("swish", "swiglu"):
+        h = a * torch.sigmoid(beta * a)
+    elif variant == "glu":
+        h = torch.sigmoid(a)
+    elif variant == "bilinear":
+        h = a
+    elif variant.startswith("xglu2-"):
+        h = a * expanded_gate(variant[6:], a, alpha)
+    elif variant.startswith("xglu-"):
+        h = expanded_gate(variant[5:], a, alpha)
+    else:  # xatlu, xgelu, xsilu
+        h = a * expanded_gate(variant[1:], a, alpha)
+    if b is not None:
+        h = h * b.to(work)
+    return h.to(out_dtype)
+
+
+def gated_hidden_size(d_ff: int, multiple_of: int = 1) -> int:
+    """``round(2/3 · d_ff)`` rounded up to a multiple of ``multiple_of``: the hidden size at which
+    a gated FFN (three ``d × F`` matrices) matches a non-gated one of hidden size ``d_ff`` (two)."""
+    check_positive_int("d_ff", d_ff)
+    check_positive_int("multiple_of", multiple_of)
+    F = round(2 * d_ff / 3)
+    return max(multiple_of, -(-F // multiple_of) * multiple_of)
+
+
+class FeedForward(nn.Module):
+    """A transformer feed-forward block; ``variant`` selects the activation / gate (module doc).
+
+    Args:
+        d_model: input and output width ``d``.
+        d_hidden: hidden width ``F`` (use :func:`gated_hidden_size` for equal budgets).
+        variant: one of :data:`FFN_VARIANTS`.
+        bias: biases on the projections (T5 and LLaMA use none).
+        beta: ``β`` of ``swish``/``swiglu`` (``z σ(βz)``; 1 is SiLU).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_hidden: int,
+        variant: str = "swiglu",
+        *,
+        bias: bool = False,
+        beta: float = 1.0,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        check_positive_int("d_model", d_model)
+        check_positive_int("d_hidden", d_hidden)
+        if variant not in FFN_VARIANTS:
+            raise ValueError(f"`variant` (={variant!r}) must be one of {FFN_VARIANTS}.")
+        if not beta > 0:
+            raise ValueError(f"`beta` (={beta!r}) must be > 0.")
+        self.d_model, self.d_hidden, self.variant, self.beta = d_model, d_hidden, variant, beta
+        self.gated = variant in GATED
+        kw: dict[str, Any] = dict(bias=bias, dtype=dtype, device=device)
+        width = 2 * d_hidden if self.gated else d_hidden
+        # gated: rows [0, F) are the gate branch a, rows [F, 2F) the value branch b
+        self.gate_up = nn.Linear(d_model, width, **kw)
+        self.down = nn.Linear(d_hidden, d_model, **kw)
+        self.alpha = (
+            nn.Parameter(torch.zeros((), dtype=dtype, device=device))
+            if variant in EXPANDED
+            else None
+        )
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Uniform ``±1/√fan_in`` (PyTorch's ``nn.Linear`` default), from ``generator``."""
+        with torch.no_grad():
+            for lin in (self.gate_up, self.down):
+                bound = 1 / math.sqrt(lin.in_features)
+                for p in (lin.weight, lin.bias):
+                    if p is not None:
+                        u = torch.rand(p.shape, generator=generator, dtype=torch.float64)
+                        p.copy_(((2 * u - 1) * bound).to(p))
+            if self.alpha is not None:
+                self.alpha.zero_()
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``(..., F)`` activations fed to the down projection."""
+        h = self.gate_up(x)
+        alpha = self.alpha if self.alpha is not None else 0.0
+        if self.gated:
+            a, b = h.split(self.d_hidden, dim=-1)
+            return ffn_activation(self.variant, a, b, alpha=alpha, beta=self.beta)
+        return ffn_activation(self.variant, h, alpha=alpha, beta=self.beta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.hidden(x))
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, d_hidden={self.d_hidden}, variant={self.variant!r}"
+
+
+def pack_gate_up(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """``(F, d)`` gate and up weights (or ``(F,)`` biases) → galu's packed ``(2F, d)``."""
+    if gate.shape != up.shape:
+        raise ValueError(f"gate {tuple(gate.shape)} and up {tuple(up.shape)} shapes differ.")
+    return torch.cat([gate, up], dim=0)
+
+
+def from_torch_glu(weight: torch.Tensor) -> torch.Tensor:
+    """A packed weight used as ``F.glu(x @ Wᵀ)`` (value first, gate second) → galu's order
+    (gate first), so that ``FeedForward(variant="glu")`` computes the same hidden layer."""
+    if weight.shape[0] % 2:
+        raise ValueError(f"a packed GLU weight needs an even first dimension; got {weight.shape}.")
+    value, gate = weight.chunk(2, dim=0)
+    return torch.cat([gate, value], dim=0)
+
+
+def from_llama_mlp(mlp: nn.Module, *, variant: str = "swiglu") -> FeedForward:
+    """A :class:`FeedForward` with the weights of a Hugging Face LLaMA-style MLP (or anything
+    with ``gate_proj``, ``up_proj``, ``down_proj`` linears, e.g. Liger's ``LigerSwiGLUMLP``):
+    ``down(act(gate(x)) ⊙ up(x))``."""
+    gate, up, down = (getattr(mlp, k, None) for k in ("gate_proj", "up_proj", "down_proj"))
+    if not all(isinstance(m, nn.Linear) for m in (gate, up, down)):
+        raise ValueError("`mlp` needs nn.Linear attributes gate_proj, up_proj and down_proj.")
+    assert isinstance(gate, nn.Linear) and isinstance(up, nn.Linear)
+    assert isinstance(down, nn.Linear)
+    ffn = FeedForward(
+        gate.in_features,
+        gate.out_features,
+        variant,
+        bias=gate.bias is not None,
+        dtype=gate.weight.dtype,
+        device=gate.weight.device,
+    )
+    with torch.no_grad():
+        ffn.gate_up.weight.copy_(pack_gate_up(gate.weight, up.weight))
+        ffn.down.weight.copy_(down.weight)
+        if gate.bias is not None and up.bias is not None and down.bias is not None:
+            ffn.gate_up.bias.copy_(pack_gate_up(gate.bias, up.bias))
+            ffn.down.bias.copy_(down.bias)
+    return ffn
+
+
+def to_llama_mlp(ffn: FeedForward) -> dict[str, torch.Tensor]:
+    """The state dict of a LLaMA-style MLP (``gate_proj.weight``, ``up_proj.weight``,
+    ``down_proj.weight``, plus biases) holding this gated FFN's weights."""
+    if not ffn.gated:
+        raise ValueError(f"variant {ffn.variant!r} has no gate/up split.")
+    g, u = ffn.gate_up.weight.detach().split(ffn.d_hidden, dim=0)
+    out = {"gate_proj.weight": g, "up_proj.weight": u, "down_proj.weight": ffn.down.weight.detach()}
+    if ffn.gate_up.bias is not None:
+        gb, ub = ffn.gate_up.bias.detach().split(ffn.d_hidden)
+        out |= {"gate_proj.bias": gb, "up_proj.bias": ub, "down_proj.bias": ffn.down.bias.detach()}
+    return out
