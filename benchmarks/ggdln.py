@@ -8,8 +8,8 @@ Usage::
 Rows (``benchmarks/results/ggdln.csv``):
 
 * ``theory``: for P = 500, 2000, 5000 (L = 2, M = 4, gated readout: order parameters of size
-  16 and 4), the wall time of the saddle-point solve, its L-BFGS iterations and action
-  evaluations, the residual, and the peak resident memory of a fresh process (with the
+  16 and 4), the wall time of the saddle-point solve, its iterations (scale-stage L-BFGS plus
+  Newton steps), the residual, and the peak resident memory of a fresh process (with the
   process's resident memory before the solve, i.e. Python + torch + the data). ``chol_s`` is one
   float64 Cholesky of that size measured in the same process, so ``chol_per_iter`` says how
   many factorisations' worth of time one iteration (scalar L-BFGS steps and Newton steps

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from galu.nn import GGDLN, ggdln_forward
+from galu.nn import GGDLN
 from galu.theory import ggdln_theory
 from galu.train import gibbs_ggdln, langevin_ggdln
 from galu.train._posterior import _matheron
@@ -117,14 +117,29 @@ def test_samplers_are_reproducible_from_their_seed():
     assert torch.equal(a.chain_mean, b.chain_mean) and not torch.equal(a.chain_mean, c.chain_mean)
     la = langevin_ggdln(net, X, y, 0.1, Xt, chains=2, steps=20, seed=7)
     lb = langevin_ggdln(net, X, y, 0.1, Xt, chains=2, steps=20, seed=7)
-    assert torch.equal(la.chain_mean, lb.chain_mean)
+    lc = langevin_ggdln(net, X, y, 0.1, Xt, chains=2, steps=20, seed=8)
+    assert torch.equal(la.chain_mean, lb.chain_mean) and not torch.equal(
+        la.chain_mean, lc.chain_mean
+    )
 
 
-def test_chain_stack_matches_the_module_forward():
-    X, _, _, _ = _task(5, 0)
-    net = GGDLN(8, 4, 2, 3, generator=torch.Generator().manual_seed(1))
-    f, _ = ggdln_forward(net.stacked_weights(), net.scaled_gates(X), X)
-    torch.testing.assert_close(f[0], net(X), rtol=0, atol=0)
+def test_task_dependent_gates_theory_agrees_with_gibbs():
+    """Two tasks with their own gate sets: the `task` plumbing of the model, theory and
+    sampler (training and test points of both tasks)."""
+    (X, y, Xt, yt), kw, T = _strong()
+    task, task_t = torch.arange(20) % 2, torch.arange(20) % 2
+    net = GGDLN(30, 32, 1, 2, n_tasks=2, bias_std=0.5, generator=torch.Generator().manual_seed(1),
+                **kw)  # fmt: skip
+    th = ggdln_theory(net, X, y, T, task=task).generalization(Xt, yt, task=task_t)
+    gp = ggdln_theory(net, X, y, T, task=task, limit="gp").generalization(Xt, yt, task=task_t)
+    s = gibbs_ggdln(net, X, y, T, Xt, chains=32, sweeps=1500, seed=5, task=task,
+                    task_test=task_t).generalization(yt)  # fmt: skip
+    for key in ("bias", "variance"):
+        tol = Z4 * s[f"{key}_se"] + abs(th[key] - gp[key]) / 32
+        assert abs(s[key] - th[key]) <= tol, (key, s, th)
+    # the gates really depend on the task: swapping the task labels changes the prediction
+    swapped = ggdln_theory(net, X, y, T, task=1 - task).generalization(Xt, yt, task=1 - task_t)
+    assert abs(swapped["error"] - th["error"]) > 1e-3
 
 
 @pytest.mark.parametrize(

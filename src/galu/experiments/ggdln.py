@@ -63,14 +63,18 @@ def ggdln_task(
     noise: float = 0.1,
     gamma: float = 0.5,
     data_dir: str | None = None,
+    teacher_seed: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``X (P, N0), y (P,), X_test, y_test`` in float64 (module docstring)."""
+    """``X (P, N0), y (P,), X_test, y_test`` in float64 (module docstring). ``teacher_seed``
+    fixes the template task's teacher ``w`` independently of the inputs (several tasks, one
+    teacher); by default ``w`` comes from ``seed`` like everything else."""
     if task not in TASKS:
         raise ValueError(f"`task` (={task!r}) must be one of {TASKS}.")
     g = generator(seed, "ggdln-task", task, P, P_test, N0)
     if task == "teacher":
         X = torch.randn(P, N0, generator=g, dtype=torch.float64)
-        w = torch.randn(N0, generator=g, dtype=torch.float64)
+        gw = g if teacher_seed is None else generator(teacher_seed, "ggdln-teacher", N0)
+        w = torch.randn(N0, generator=gw, dtype=torch.float64)
         y = X @ w / math.sqrt(N0) + noise * torch.randn(P, generator=g, dtype=torch.float64)
         pick = torch.randint(0, P, (P_test,), generator=g)
         xi = torch.randn(P_test, N0, generator=g, dtype=torch.float64)
@@ -128,7 +132,11 @@ def evaluate(
     task: Any = None,
     task_test: Any = None,
 ) -> list[Row]:
-    """Rows for the theory, the GP limit and (unless ``sampler="none"``) the sampled network."""
+    """Rows for the theory, the GP limit and (unless ``sampler="none"``) the sampled network.
+    Gates learned from data (``pca``, ``kmeans``) that are not fitted yet are fitted on the
+    training inputs (no labels)."""
+    if not all(s.fitted for s in net.gate_sets):
+        net.fit_gates(X, seed=seed)
     th = ggdln_theory(net, X, y, temperature, task=task)
     gp = ggdln_theory(net, X, y, temperature, task=task, limit="gp")
     rows = _rows("theory", th.generalization(Xt, yt, task=task_test), th.seconds)
@@ -203,7 +211,7 @@ class GGDLNBaseConfig(BaseConfig):
         if not 0 <= self.gamma <= 1:
             raise ValueError(f"`gamma` (={self.gamma!r}) must be in [0, 1].")
 
-    def data(self, seed: int, P: int | None = None):
+    def data(self, seed: int, P: int | None = None, teacher_seed: int | None = None):
         return ggdln_task(
             self.task,
             P or self.P,
@@ -213,7 +221,15 @@ class GGDLNBaseConfig(BaseConfig):
             noise=self.noise,
             gamma=self.gamma,
             data_dir=self.data_dir,
+            teacher_seed=teacher_seed,
         )
+
+
+def _check_counts(key: str, values: tuple[Any, ...], positive: type = int) -> None:
+    if not values or any(not isinstance(v, int | float) or v <= 0 for v in values):
+        raise ValueError(f"`{key}` (={values!r}) must be a non-empty list of positive numbers.")
+    if positive is int and any(isinstance(v, float) and not v.is_integer() for v in values):
+        raise ValueError(f"`{key}` (={values!r}) must list integers.")
 
 
 def _net(c: GGDLNBaseConfig, seed: int, *keys: Any, **kw: Any) -> GGDLN:
@@ -307,6 +323,9 @@ class GGDLNCurvesConfig(GGDLNBaseConfig):
         bad = [a for a in self.axes if a not in AXES]
         if not self.axes or bad:
             raise ValueError(f"`axes` (={self.axes!r}) must list some of {AXES}.")
+        for key in ("widths", "depths", "gate_counts"):
+            _check_counts(key, getattr(self, key))
+        _check_counts("prior_vars", self.prior_vars, float)
 
 
 CURVES_PRESETS: dict[str, dict[str, Any]] = {
@@ -404,8 +423,8 @@ class GGDLNCurves(Experiment):
             torch.randn(c.chains, c.width, generator=g, dtype=torch.float64)
             * math.sqrt(c.prior_var)
         )
-        # kernel scale for the step size: the GGDLN GP kernel of one all-ones gate is the
-        # linear kernel σ^{2(L+1)} XXᵀ/N0, which bounds the ReLU network's from above
+        # step size from the linear network's GP kernel σ^{2(L+1)} XXᵀ/N0: the same scale as
+        # the ReLU network's (within ~25% here); the default's factor 0.1 leaves the margin
         K = c.prior_var ** (c.depth + 1) * X @ X.T / c.N0
         lr = default_langevin_lr(K, c.depth, c.temperature, c.prior_var)
         s = langevin(
@@ -492,6 +511,7 @@ class GateLearningConfig(GGDLNBaseConfig):
         bad = [k for k in self.gate_kinds if k not in GATE_KINDS]
         if not self.gate_kinds or bad:
             raise ValueError(f"`gate_kinds` (={self.gate_kinds!r}) must list some of {GATE_KINDS}.")
+        _check_counts("sizes", self.sizes)
 
 
 GATE_PRESETS: dict[str, dict[str, Any]] = {
@@ -521,7 +541,7 @@ class GGDLNGateLearning(Experiment):
         X, y, Xt, yt = c.data(seed, P)
         net = _net(c, seed, gates=kind)
         # unlabelled inputs for the gates: the training inputs (their labels are never used)
-        net.fit_gates(X, seed=derive_seed(seed, "gate-fit", kind, P) % 2**31)
+        net.fit_gates(X, seed=derive_seed(seed, "gate-fit", kind, P))
         return evaluate(
             net,
             X,
@@ -582,6 +602,13 @@ class MultitaskConfig(GGDLNBaseConfig):
     prior_var: float = 1.0
     temperature: float = 0.05
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        bad = [g for g in self.gatings if g not in ("shared", "task")]
+        if not self.gatings or bad:
+            raise ValueError(f"`gatings` (={self.gatings!r}) must list 'shared' and/or 'task'.")
+        _check_counts("task_counts", self.task_counts)
+
 
 MULTI_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(
@@ -617,7 +644,8 @@ class GGDLNMultitask(Experiment):
         gating, n = params["gating"], params["n_tasks"]
         Xs, ys, Xts, yts = [], [], [], []
         for t in range(n):
-            X, y, Xt, yt = c.data(derive_seed(seed, "multitask", t) % 2**31)
+            # own inputs per task, one teacher (digits: the same even/odd labelling)
+            X, y, Xt, yt = c.data(derive_seed(seed, "multitask", t), teacher_seed=seed)
             perm = (
                 torch.arange(c.N0)
                 if t == 0

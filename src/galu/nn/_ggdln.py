@@ -204,7 +204,7 @@ class GGDLN(nn.Module):
         check_positive_int("n_gates", n_gates)
         widths = (width,) * depth if isinstance(width, int) else tuple(width)
         if len(widths) != depth:
-            raise ValueError(f"`width` (={width!r}) must be an int or list {depth} widths.")
+            raise ValueError(f"`width` (={width!r}) must be an int or a list of {depth} widths.")
         for w in widths:
             check_positive_int("width", w)
         if readout not in READOUTS:

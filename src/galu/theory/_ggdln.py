@@ -69,8 +69,12 @@ class GGDLNProblem:
     temperature: float
 
     def __post_init__(self) -> None:
+        if self.X.ndim != 2:
+            raise ValueError(f"`X` must be a (P, N0) matrix; got shape {tuple(self.X.shape)}.")
         P = self.X.shape[0]
         L = len(self.widths)
+        if L < 1:
+            raise ValueError("`widths` must list at least one hidden layer.")
         if self.y.shape != (P,):
             raise ValueError(f"`y` must have shape ({P},); got {tuple(self.y.shape)}.")
         if len(self.gates) != L + 1 or any(g.shape[0] != P for g in self.gates):
@@ -134,6 +138,31 @@ def _kernel_diag(U1: torch.Tensor, sigma1: float, gates: Sequence[torch.Tensor],
     return sigma1 * ((G @ U1) * G).sum(1) * (gates[0] ** 2).sum(1) * (X**2).sum(1) / X.shape[1]
 
 
+def _factor(pb: GGDLNProblem, U1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float] | None:
+    """Cholesky factor of ``A = K_R + T I``, ``v = A⁻¹y`` and the data term
+    ``yᵀA⁻¹y + log det A``; ``None`` when ``A`` is not numerically positive definite."""
+    H1, G2 = pb.input_kernel, pb.path_gates_above
+    A = pb.prior_var[0] * ((G2 @ U1) @ G2.T) * H1
+    A = A + pb.temperature * torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
+    chol, info = torch.linalg.cholesky_ex(A)
+    if int(info) != 0:
+        return None
+    v = torch.cholesky_solve(pb.y[:, None], chol)[:, 0]
+    return chol, v, float(pb.y @ v + 2 * chol.diagonal().log().sum())
+
+
+def residuals_of(
+    U: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], widths: Sequence[float]
+) -> tuple[float, ...]:
+    """``‖C_lᵀ (∂S/∂U_l) C_l‖_F / N_l`` with ``U_l = C_l C_lᵀ``: the dimensionless saddle-point
+    residual of each layer."""
+    out = []
+    for u, g, n in zip(U, grads, widths, strict=True):
+        C = torch.linalg.cholesky(u)
+        out.append(float(torch.linalg.norm(C.T @ g @ C)) / n)
+    return tuple(out)
+
+
 def action_and_gradient(
     problem: GGDLNProblem, U: Sequence[torch.Tensor]
 ) -> tuple[float, list[torch.Tensor]]:
@@ -142,13 +171,10 @@ def action_and_gradient(
     pb, L = problem, problem.depth
     s, N, M = pb.prior_var, pb.widths, pb.gate_counts
     H1, G2 = pb.input_kernel, pb.path_gates_above
-    K = s[0] * ((G2 @ U[0]) @ G2.T) * H1
-    A = K + pb.temperature * torch.eye(K.shape[0], dtype=K.dtype, device=K.device)
-    chol, info = torch.linalg.cholesky_ex(A)
-    if int(info) != 0:
+    factor = _factor(pb, U[0])
+    if factor is None:
         raise FloatingPointError("A = K_R + T I is not positive definite (numerically).")
-    v = torch.cholesky_solve(pb.y[:, None], chol)[:, 0]
-    S = float(pb.y @ v + 2 * chol.diagonal().log().sum())
+    chol, v, S = factor
     R = torch.cholesky_inverse(chol) - torch.outer(v, v)
     grads = []
     for l in range(L):  # l is 0-based: U[l] is U_{l+1}
@@ -228,6 +254,7 @@ class GGDLNTheory:
     ) -> dict[str, float]:
         """``bias = mean (⟨f⟩ − y)²``, ``variance = mean ⟨δf²⟩``, ``error = bias + variance``."""
         mean, var = self.predict(X, gates, task)
+        y = torch.as_tensor(y, dtype=mean.dtype, device=mean.device).reshape(-1)
         bias = float(((mean - y) ** 2).mean())
         variance = float(var.mean())
         return dict(bias=bias, variance=variance, error=bias + variance)
@@ -256,12 +283,8 @@ def solve_ggdln(
     else:
         U, n_iter = _minimise(pb, list(init) if init is not None else U0, tol, max_iter)
     S, grads = action_and_gradient(pb, U)
-    residuals = tuple(
-        float(torch.linalg.norm(torch.linalg.cholesky(u).T @ g @ torch.linalg.cholesky(u))) / n
-        for u, g, n in zip(U, grads, pb.widths, strict=True)
-    )
-    if limit == "gp":
-        residuals = tuple(0.0 for _ in residuals)
+    gp = limit == "gp"  # the GP values are exact there: no saddle point to check
+    residuals = tuple(0.0 for _ in U) if gp else residuals_of(U, grads, pb.widths)
     K = renormalized_kernel(U[0], pb.prior_var[0], pb.gates, pb.X)
     Kgp = renormalized_kernel(U0[0], pb.prior_var[0], pb.gates, pb.X)
     eye = torch.eye(K.shape[0], dtype=K.dtype, device=K.device)
@@ -373,12 +396,9 @@ def _minimise(
             options=dict(maxiter=max_iter, maxcor=30, gtol=1e-14, ftol=1e-16),
         )
         theta, total_iter = res.x, total_iter + int(res.nit)
-        Cs, U = unpack(theta)
+        _, U = unpack(theta)
         _, grads = action_and_gradient(pb, U)
-        worst = max(
-            float(torch.linalg.norm(C.T @ g @ C)) / n
-            for C, g, n in zip(Cs, grads, pb.widths, strict=True)
-        )
+        worst = max(residuals_of(U, grads, pb.widths))
         if worst <= tol or total_iter >= max_iter:
             break
     return U, total_iter
@@ -393,7 +413,8 @@ def _newton_affordable(pb: GGDLNProblem) -> bool:
     Hessian over every symmetric entry; beyond a few hundred entries L-BFGS is cheaper."""
     D, r = pb.path_sizes()[0], pb.gate_counts[0] * pb.X.shape[1]
     n = sum(d * (d + 1) // 2 for d in pb.path_sizes())
-    return D * D * r * r * 8 <= _NEWTON_MAX_BYTES and r <= 4096 and n <= _NEWTON_MAX_PARAMS
+    # Y, its reshaped copy and the product's inputs: about three D²r² float64 arrays at once
+    return 3 * D * D * r * r * 8 <= _NEWTON_MAX_BYTES and r <= 4096 and n <= _NEWTON_MAX_PARAMS
 
 
 def _sym_index(D: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -446,14 +467,10 @@ def _data_newton_terms(
     s1, P = pb.prior_var[0], pb.X.shape[0]
     G2, H1 = pb.path_gates_above, pb.input_kernel
     D = G2.shape[1]
-    A = s1 * ((G2 @ U1) @ G2.T) * H1 + pb.temperature * torch.eye(
-        P, dtype=H1.dtype, device=H1.device
-    )
-    chol, info = torch.linalg.cholesky_ex(A)
-    if int(info) != 0:
+    factor = _factor(pb, U1)
+    if factor is None:
         return None
-    v = torch.cholesky_solve(pb.y[:, None], chol)[:, 0]
-    value = float(pb.y @ v + 2 * chol.diagonal().log().sum())
+    chol, v, value = factor
     Z = (pb.gates[0][:, :, None] * pb.X[:, None, :]).reshape(P, -1) / math.sqrt(pb.X.shape[1])
     r = Z.shape[1]
     W = (G2[:, :, None] * Z[:, None, :]).reshape(P, D * r)  # columns (q, i): Γ_q ⊙ Z_i
@@ -477,14 +494,10 @@ def _value(pb: GGDLNProblem, vec: torch.Tensor, sizes: list[int]) -> float | Non
     Us = _unvec(vec, sizes)
     if any(int(torch.linalg.cholesky_ex(U)[1]) != 0 for U in Us):
         return None
-    G2, H1 = pb.path_gates_above, pb.input_kernel
-    A = pb.prior_var[0] * ((G2 @ Us[0]) @ G2.T) * H1
-    A = A + pb.temperature * torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
-    chol, info = torch.linalg.cholesky_ex(A)
-    if int(info) != 0:
+    factor = _factor(pb, Us[0])
+    if factor is None:
         return None
-    v = torch.cholesky_solve(pb.y[:, None], chol)[:, 0]
-    data = float(pb.y @ v + 2 * chol.diagonal().log().sum())
+    data = factor[2]
     with torch.no_grad():
         return data + float(_prior_action(pb, Us))
 
@@ -551,20 +564,18 @@ def _newton(
         # matrix gradients from the symmetric-entry gradient (off-diagonal entries count twice)
         grads = _unvec(g, sizes)
         grads = [(G + torch.diag(G.diagonal())) / 2 for G in grads]
-        worst = max(
-            float(torch.linalg.norm(torch.linalg.cholesky(U).T @ gr @ torch.linalg.cholesky(U))) / n
-            for U, gr, n in zip(Us, grads, pb.widths, strict=True)
-        )
+        worst = max(residuals_of(Us, grads, pb.widths))
         if worst <= tol:
             return Us, it - 1, True
-        mu = 0.0
-        scale = float(H.diagonal().abs().mean())
-        while True:
+        mu, scale, L = 0.0, float(H.diagonal().abs().mean()), None
+        for _ in range(14):  # Levenberg damping 0, 1e-6, ..., 1e6 times the mean |diagonal|
             Hd = H + mu * scale * torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
             L, info = torch.linalg.cholesky_ex(Hd)
             if int(info) == 0:
                 break
-            mu = 1e-6 if mu == 0 else mu * 10
+            mu, L = (1e-6 if mu == 0 else mu * 10), None
+        if L is None or not math.isfinite(scale):
+            return Us, it, False
         step = -torch.cholesky_solve(g[:, None], L)[:, 0]
         t, accepted = 1.0, False
         for _ in range(30):

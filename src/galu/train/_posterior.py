@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from galu.nn._ggdln import ggdln_backward, ggdln_forward
+from galu.seeding import derive_seed
 
 Forward = Callable[[Sequence[torch.Tensor], torch.Tensor], torch.Tensor]
 
@@ -78,7 +79,12 @@ class PosteriorSamples:
     def generalization(self, y: torch.Tensor) -> dict[str, float]:
         """``bias``, ``variance`` and ``error = bias + variance`` against test targets ``y``,
         each with a jackknife-over-chains standard error (``*_se``)."""
-        y = torch.as_tensor(y, dtype=self.chain_mean.dtype).reshape(-1)
+        y = torch.as_tensor(y, dtype=self.chain_mean.dtype, device=self.chain_mean.device)
+        y = y.reshape(-1)
+        if y.shape[0] != self.chain_mean.shape[1]:
+            raise ValueError(
+                f"`y` has {y.shape[0]} targets for {self.chain_mean.shape[1]} test points."
+            )
 
         def stats(m: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
             mean = m.mean(0)
@@ -330,7 +336,7 @@ def langevin_ggdln(
 
         K = solve_ggdln(ggdln_problem(model, X, y, temperature, task), limit="gp").kernel
         lr = default_langevin_lr(K, model.depth, temperature, min(model.prior_var))
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(derive_seed(seed, "langevin-prior"))
     return langevin(
         lambda W, Xa: ggdln_forward(W, g_tr, Xa)[0],
         _prior_draw(model, chains, gen),
@@ -340,7 +346,7 @@ def langevin_ggdln(
         temperature,
         X_test,
         lr=lr,
-        seed=seed + 1,
+        seed=derive_seed(seed, "langevin-noise"),
         forward_test=lambda W, Xa: ggdln_forward(W, g_te, Xa)[0],
         **kw,
     )
