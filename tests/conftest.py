@@ -7,6 +7,9 @@ import os
 # scikit-learn runs its array-API input check (numpy namespace) only when SciPy's array-API mode
 # is on, which must be decided before SciPy is first imported.
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
+# Triton kernels run in Triton's CPU interpreter in tests (decided before triton is imported;
+# on a CUDA machine, run with TRITON_INTERPRET=0 to test the compiled kernels on the GPU).
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
 import torch

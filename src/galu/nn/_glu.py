@@ -36,77 +36,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from galu.kernels import gate
+from galu.kernels._eager import (  # noqa: F401  (re-exported)
+    EXPANDED,
+    FFN_VARIANTS,
+    GATED,
+    NON_GATED,
+    expanded_gate,
+    ffn_activation,
+)
 from galu.nn._init import check_positive_int
-
-NON_GATED = ("relu", "gelu", "gelu-tanh", "swish", "xatlu", "xgelu", "xsilu")
-GATED = (
-    "glu", "bilinear", "reglu", "geglu", "geglu-tanh", "swiglu",
-    "xglu-atlu", "xglu-gelu", "xglu-silu", "xglu2-atlu", "xglu2-gelu", "xglu2-silu",
-)  # fmt: skip
-FFN_VARIANTS: tuple[str, ...] = NON_GATED + GATED
-EXPANDED = tuple(v for v in FFN_VARIANTS if v.startswith("x"))
-
-
-def _base_gate(name: str, z: torch.Tensor) -> torch.Tensor:
-    """A gate with range (0, 1), written to keep full relative accuracy as it tends to 0
-    (``1 + erf`` and ``arctan + π/2`` cancel catastrophically for negative ``z``)."""
-    if name == "atlu":
-        # arctan(z) + π/2 = arctan(−1/z) for z < 0
-        neg = torch.atan(-1.0 / z.clamp_max(-1e-30)) / math.pi
-        return torch.where(z < 0, neg, torch.atan(z) / math.pi + 0.5)
-    if name == "gelu":
-        return _phi(z)
-    return torch.sigmoid(z)  # silu
-
-
-def _phi(z: torch.Tensor) -> torch.Tensor:
-    """The standard normal CDF, ``erfc(−z/√2)/2`` (accurate in the lower tail)."""
-    return 0.5 * torch.special.erfc(-z / math.sqrt(2.0))
-
-
-def expanded_gate(name: str, z: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
-    """``g_α(z) = g(z)(1 + 2α) − α`` for ``g`` in ``atlu``, ``gelu``, ``silu``."""
-    return _base_gate(name, z) * (1 + 2 * alpha) - alpha
-
-
-def ffn_activation(
-    variant: str, a: torch.Tensor, b: torch.Tensor | None = None, *,
-    alpha: torch.Tensor | float = 0.0, beta: float = 1.0,
-) -> torch.Tensor:  # fmt: skip
-    """The elementwise part of a feed-forward block: ``act(a)`` for non-gated variants, the gate
-    ``act(a) ⊙ b`` for gated ones. Computed in at least float32 (bf16/fp16 inputs are upcast and
-    the result cast back), the reference every fused kernel is tested against."""
-    if variant not in FFN_VARIANTS:
-        raise ValueError(f"`variant` (={variant!r}) must be one of {FFN_VARIANTS}.")
-    if (variant in GATED) != (b is not None):
-        raise ValueError(
-            f"variant {variant!r} {'needs' if variant in GATED else 'takes no'} second input `b`."
-        )
-    out_dtype = a.dtype
-    work = torch.promote_types(a.dtype, torch.float32)
-    a = a.to(work)
-    if variant in ("relu", "reglu"):
-        h = torch.relu(a)
-    elif variant in ("gelu", "geglu"):
-        h = a * _phi(a)
-    elif variant in ("gelu-tanh", "geglu-tanh"):
-        # ½(1 + tanh u) = σ(2u): the tanh approximation without cancellation for a < 0
-        h = a * torch.sigmoid(2 * math.sqrt(2 / math.pi) * (a + 0.044715 * a**3))
-    elif variant in ("swish", "swiglu"):
-        h = a * torch.sigmoid(beta * a)
-    elif variant == "glu":
-        h = torch.sigmoid(a)
-    elif variant == "bilinear":
-        h = a
-    elif variant.startswith("xglu2-"):
-        h = a * expanded_gate(variant[6:], a, alpha)
-    elif variant.startswith("xglu-"):
-        h = expanded_gate(variant[5:], a, alpha)
-    else:  # xatlu, xgelu, xsilu
-        h = a * expanded_gate(variant[1:], a, alpha)
-    if b is not None:
-        h = h * b.to(work)
-    return h.to(out_dtype)
 
 
 def gated_hidden_size(d_ff: int, multiple_of: int = 1) -> int:
@@ -127,6 +66,9 @@ class FeedForward(nn.Module):
         variant: one of :data:`FFN_VARIANTS`.
         bias: biases on the projections (T5 and LLaMA use none).
         beta: ``β`` of ``swish``/``swiglu`` (``z σ(βz)``; 1 is SiLU).
+        impl: how the gate ``act(a) ⊙ b`` runs: ``"auto"`` (the fused Triton kernel on CUDA
+            where available, else eager), ``"eager"``, ``"compile"``, ``"triton"``
+            (:func:`galu.kernels.gate`).
     """
 
     def __init__(
@@ -137,6 +79,7 @@ class FeedForward(nn.Module):
         *,
         bias: bool = False,
         beta: float = 1.0,
+        impl: str = "auto",
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
@@ -148,7 +91,12 @@ class FeedForward(nn.Module):
             raise ValueError(f"`variant` (={variant!r}) must be one of {FFN_VARIANTS}.")
         if not beta > 0:
             raise ValueError(f"`beta` (={beta!r}) must be > 0.")
+        from galu.kernels import IMPLS
+
+        if impl not in IMPLS:
+            raise ValueError(f"`impl` (={impl!r}) must be one of {IMPLS}.")
         self.d_model, self.d_hidden, self.variant, self.beta = d_model, d_hidden, variant, beta
+        self.impl = impl
         self.gated = variant in GATED
         kw: dict[str, Any] = dict(bias=bias, dtype=dtype, device=device)
         width = 2 * d_hidden if self.gated else d_hidden
@@ -180,7 +128,7 @@ class FeedForward(nn.Module):
         alpha = self.alpha if self.alpha is not None else 0.0
         if self.gated:
             a, b = h.split(self.d_hidden, dim=-1)
-            return ffn_activation(self.variant, a, b, alpha=alpha, beta=self.beta)
+            return gate(a, b, self.variant, alpha=alpha, beta=self.beta, impl=self.impl)
         return ffn_activation(self.variant, h, alpha=alpha, beta=self.beta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

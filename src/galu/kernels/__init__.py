@@ -1,0 +1,89 @@
+"""Fused kernels for the GLU gate and their dispatch.
+
+``gate(a, b, variant, impl=...)`` computes ``act(a) ⊙ b``:
+
+``"eager"``    :func:`galu.nn.ffn_activation` (float32 math, the reference)
+``"compile"``  the same function through ``torch.compile`` (fuses on CPU and GPU)
+``"triton"``   the fused Triton kernel (:mod:`galu.kernels._triton_gate`): CUDA tensors, or CPU
+               tensors with ``TRITON_INTERPRET=1`` (Triton's interpreter, for testing)
+``"auto"``     Triton for CUDA tensors when Triton is installed and the variant is fused,
+               else eager
+
+Fused variants: :data:`FUSED_VARIANTS` (every gated variant but the ATLU ones, whose ``arctan``
+Triton lacks).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+FUSED_VARIANTS: tuple[str, ...] = (
+    "glu", "bilinear", "reglu", "geglu", "geglu-tanh", "swiglu",
+    "xglu-gelu", "xglu-silu", "xglu2-gelu", "xglu2-silu",
+)  # fmt: skip
+IMPLS = ("auto", "eager", "compile", "triton")
+
+
+def triton_available() -> bool:
+    """Whether the ``triton`` package can be imported."""
+    return importlib.util.find_spec("triton") is not None
+
+
+@functools.cache
+def _compiled(variant: str) -> Callable[..., torch.Tensor]:
+    from galu.kernels._eager import ffn_activation
+
+    def f(a: torch.Tensor, b: torch.Tensor, alpha: Any, beta: float) -> torch.Tensor:
+        return ffn_activation(variant, a, b, alpha=alpha, beta=beta)
+
+    return torch.compile(f, dynamic=True)
+
+
+def gate(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    variant: str,
+    *,
+    alpha: torch.Tensor | float = 0.0,
+    beta: float = 1.0,
+    impl: str = "auto",
+) -> torch.Tensor:
+    """``act(a) ⊙ b`` for a gated FFN variant, by the chosen implementation (module doc)."""
+    from galu.kernels._eager import GATED, ffn_activation
+
+    if impl not in IMPLS:
+        raise ValueError(f"`impl` (={impl!r}) must be one of {IMPLS}.")
+    if variant not in GATED:
+        raise ValueError(f"`variant` (={variant!r}) must be a gated variant: {GATED}.")
+    if a.shape != b.shape:
+        raise ValueError(f"`a` {tuple(a.shape)} and `b` {tuple(b.shape)} must have one shape.")
+    if impl == "auto":
+        impl = (
+            "triton" if a.is_cuda and triton_available() and variant in FUSED_VARIANTS else "eager"
+        )
+    if impl == "eager":
+        return ffn_activation(variant, a, b, alpha=alpha, beta=beta)
+    if impl == "compile":
+        return _compiled(variant)(a, b, alpha, beta)
+    if variant not in FUSED_VARIANTS:
+        raise ValueError(f"variant {variant!r} has no fused kernel; fused: {FUSED_VARIANTS}.")
+    if not triton_available():
+        raise RuntimeError("impl='triton' needs the `triton` package (pip install triton).")
+    if not a.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+        raise RuntimeError(
+            "impl='triton' on CPU tensors needs TRITON_INTERPRET=1 (set before triton is imported)."
+        )
+    from galu.kernels._triton_gate import FusedGate
+
+    if not isinstance(alpha, torch.Tensor):
+        alpha = torch.tensor(float(alpha), device=a.device)
+    return FusedGate.apply(a, b, alpha.reshape(()), variant, beta)
+
+
+__all__ = ["FUSED_VARIANTS", "IMPLS", "gate", "triton_available"]
