@@ -54,8 +54,12 @@ def _inputs(shape, dtype, seed, noncontig):
     return a.to(DEVICE), b.to(DEVICE)
 
 
-CASES = [((3, 37), "contiguous"), ((1, 1), "contiguous"), ((2, 5, 129), "packed"),
-         ((4, 6), "transposed")]  # fmt: skip
+CASES = [
+    ((3, 37), "contiguous"),
+    ((1, 1), "contiguous"),
+    ((2, 5, 129), "packed"),
+    ((4, 6), "transposed"),
+]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])

@@ -39,12 +39,17 @@ def _reference(variant: str, a: np.ndarray, b: np.ndarray | None, alpha: float, 
         a < -3, a * _sig(2 * math.sqrt(2 / math.pi) * (a + 0.044715 * a**3)), tanh_gelu
     )
     act = {
-        "relu": np.maximum(a, 0), "reglu": np.maximum(a, 0),
-        "gelu": a * _phi(a), "geglu": a * _phi(a),
-        "gelu-tanh": tanh_gelu, "geglu-tanh": tanh_gelu,
-        "swish": a * _sig(beta * a), "swiglu": a * _sig(beta * a),
-        "glu": _sig(a), "bilinear": a,
-    }  # fmt: skip
+        "relu": np.maximum(a, 0),
+        "reglu": np.maximum(a, 0),
+        "gelu": a * _phi(a),
+        "geglu": a * _phi(a),
+        "gelu-tanh": tanh_gelu,
+        "geglu-tanh": tanh_gelu,
+        "swish": a * _sig(beta * a),
+        "swiglu": a * _sig(beta * a),
+        "glu": _sig(a),
+        "bilinear": a,
+    }
     if variant in act:
         h = act[variant]
     elif variant.startswith("xglu2-"):
@@ -74,9 +79,14 @@ def test_every_variant_equals_its_formula(variant):
 
 @pytest.mark.parametrize(
     ("expanded", "base"),
-    [("xsilu", "swish"), ("xgelu", "gelu"), ("xglu2-silu", "swiglu"), ("xglu2-gelu", "geglu"),
-     ("xglu-silu", "glu")],
-)  # fmt: skip
+    [
+        ("xsilu", "swish"),
+        ("xgelu", "gelu"),
+        ("xglu2-silu", "swiglu"),
+        ("xglu2-gelu", "geglu"),
+        ("xglu-silu", "glu"),
+    ],
+)
 def test_expanded_variants_start_as_their_base_and_alpha_trains(expanded, base):
     x = torch.randn(7, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     e = FeedForward(8, 6, expanded, generator=torch.Generator().manual_seed(2), dtype=torch.float64)

@@ -54,7 +54,7 @@ def test_unknown_preset_and_experiment():
         ConfigError,
         match=r"unknown experiment 'memorisation'; valid experiments: "
         r"dgn-depth, dgn-variants, gate-adaptation, generalization, ggdln-curves, "
-        r"ggdln-gate-learning, ggdln-multitask, memorization, min-width",
+        r"ggdln-gate-learning, ggdln-multitask, glu-lm, memorization, min-width",
     ):
         get_experiment("memorisation")
 

@@ -6,6 +6,7 @@ from galu.experiments import (  # noqa: F401
     gate_adaptation,
     generalization,
     ggdln,
+    glu_lm,
     memorization,
     min_width,
     real_data,

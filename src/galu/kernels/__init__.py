@@ -24,9 +24,17 @@ from typing import Any
 import torch
 
 FUSED_VARIANTS: tuple[str, ...] = (
-    "glu", "bilinear", "reglu", "geglu", "geglu-tanh", "swiglu",
-    "xglu-gelu", "xglu-silu", "xglu2-gelu", "xglu2-silu",
-)  # fmt: skip
+    "glu",
+    "bilinear",
+    "reglu",
+    "geglu",
+    "geglu-tanh",
+    "swiglu",
+    "xglu-gelu",
+    "xglu-silu",
+    "xglu2-gelu",
+    "xglu2-silu",
+)
 IMPLS = ("auto", "eager", "compile", "triton")
 
 

@@ -25,9 +25,17 @@ import triton
 import triton.language as tl
 
 CODES = {
-    "glu": 0, "bilinear": 1, "reglu": 2, "geglu": 3, "geglu-tanh": 4, "swiglu": 5,
-    "xglu-gelu": 6, "xglu-silu": 7, "xglu2-gelu": 8, "xglu2-silu": 9,
-}  # fmt: skip
+    "glu": 0,
+    "bilinear": 1,
+    "reglu": 2,
+    "geglu": 3,
+    "geglu-tanh": 4,
+    "swiglu": 5,
+    "xglu-gelu": 6,
+    "xglu-silu": 7,
+    "xglu2-gelu": 8,
+    "xglu2-silu": 9,
+}
 BLOCK = 128
 _SQRT1_2 = 1 / math.sqrt(2)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
@@ -104,8 +112,9 @@ def _act(a, alpha, beta, VARIANT: tl.constexpr):
 
 
 @triton.jit
-def _fwd(a_ptr, b_ptr, o_ptr, alpha_ptr, sa, sb, so, F, beta,
-         VARIANT: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+def _fwd(
+    a_ptr, b_ptr, o_ptr, alpha_ptr, sa, sb, so, F, beta, VARIANT: tl.constexpr, BLOCK: tl.constexpr
+):
     row = tl.program_id(0)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     m = cols < F
@@ -117,8 +126,23 @@ def _fwd(a_ptr, b_ptr, o_ptr, alpha_ptr, sa, sb, so, F, beta,
 
 
 @triton.jit
-def _bwd(a_ptr, b_ptr, g_ptr, da_ptr, db_ptr, dal_ptr, alpha_ptr, sa, sb, sg, F, n_blocks, beta,
-         VARIANT: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+def _bwd(
+    a_ptr,
+    b_ptr,
+    g_ptr,
+    da_ptr,
+    db_ptr,
+    dal_ptr,
+    alpha_ptr,
+    sa,
+    sb,
+    sg,
+    F,
+    n_blocks,
+    beta,
+    VARIANT: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     row = tl.program_id(0)
     blk = tl.program_id(1)
     cols = blk * BLOCK + tl.arange(0, BLOCK)
@@ -143,14 +167,26 @@ class FusedGate(torch.autograd.Function):
     """``act(a) ⊙ b`` with the Triton kernels above; ``alpha`` is a 0-dim tensor."""
 
     @staticmethod
-    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, alpha: torch.Tensor, variant: str,
-                beta: float) -> torch.Tensor:  # fmt: skip
+    def forward(
+        ctx: Any, a: torch.Tensor, b: torch.Tensor, alpha: torch.Tensor, variant: str, beta: float
+    ) -> torch.Tensor:
         a2, b2 = _rows(a), _rows(b)
         R, F = a2.shape
         out = torch.empty((R, F), dtype=a.dtype, device=a.device)
         grid = (R, triton.cdiv(F, BLOCK))
-        _fwd[grid](a2, b2, out, alpha, a2.stride(0), b2.stride(0), out.stride(0), F, float(beta),
-                   VARIANT=CODES[variant], BLOCK=BLOCK)  # fmt: skip
+        _fwd[grid](
+            a2,
+            b2,
+            out,
+            alpha,
+            a2.stride(0),
+            b2.stride(0),
+            out.stride(0),
+            F,
+            float(beta),
+            VARIANT=CODES[variant],
+            BLOCK=BLOCK,
+        )
         ctx.save_for_backward(a2, b2, alpha)
         ctx.variant, ctx.beta, ctx.shape = variant, float(beta), a.shape
         return out.view(a.shape)
@@ -164,8 +200,22 @@ class FusedGate(torch.autograd.Function):
         da = torch.empty((R, F), dtype=a2.dtype, device=a2.device)
         db = torch.empty((R, F), dtype=b2.dtype, device=b2.device)
         dal = torch.empty((R, n_blocks), dtype=torch.float32, device=a2.device)
-        _bwd[(R, n_blocks)](a2, b2, g2, da, db, dal, alpha, a2.stride(0), b2.stride(0),
-                            g2.stride(0), F, n_blocks, ctx.beta, VARIANT=CODES[ctx.variant],
-                            BLOCK=BLOCK)  # fmt: skip
+        _bwd[(R, n_blocks)](
+            a2,
+            b2,
+            g2,
+            da,
+            db,
+            dal,
+            alpha,
+            a2.stride(0),
+            b2.stride(0),
+            g2.stride(0),
+            F,
+            n_blocks,
+            ctx.beta,
+            VARIANT=CODES[ctx.variant],
+            BLOCK=BLOCK,
+        )
         dalpha = dal.sum().to(alpha.dtype) if ctx.needs_input_grad[2] else None
         return da.view(ctx.shape), db.view(ctx.shape), dalpha, None, None
