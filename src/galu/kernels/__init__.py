@@ -9,8 +9,7 @@
 ``"auto"``     Triton for CUDA tensors when Triton is installed and the variant is fused,
                else eager
 
-Fused variants: :data:`FUSED_VARIANTS` (every gated variant but the ATLU ones, whose ``arctan``
-Triton lacks).
+Fused variants: :data:`FUSED_VARIANTS`, every gated variant.
 """
 
 from __future__ import annotations
@@ -34,6 +33,8 @@ FUSED_VARIANTS: tuple[str, ...] = (
     "xglu-silu",
     "xglu2-gelu",
     "xglu2-silu",
+    "xglu-atlu",
+    "xglu2-atlu",
 )
 IMPLS = ("auto", "eager", "compile", "triton")
 

@@ -11,8 +11,10 @@ unit column stride. The expanded variants' ``dα`` is reduced per program and su
 
 Special functions: Triton's language has ``erf`` but neither ``erfc`` nor ``atan``. ``Φ(a)`` is
 computed as ``erfc(−a/√2)/2`` with the classic Chebyshev-fitted ``erfc`` (fractional error below
-1.2e-7 everywhere, so the lower tail keeps its relative accuracy); the ATLU variants are not
-fused (they fall back to eager).
+1.2e-7 everywhere, so the lower tail keeps its relative accuracy). ``arctan`` of a non-negative
+argument is reduced to ``|t| ≤ tan(π/12)`` (``arctan x = π/2 − arctan(1/x)`` for ``x > 1``, then
+``arctan x = π/6 + arctan((√3x − 1)/(√3 + x))``) and summed as a Taylor series to ``t¹¹``
+(truncation below 4e-9 relative); the ATLU gate uses ``arctan(−1/z)/π`` for ``z < 0``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ CODES = {
     "xglu-silu": 7,
     "xglu2-gelu": 8,
     "xglu2-silu": 9,
+    "xglu-atlu": 10,
+    "xglu2-atlu": 11,
 }
 BLOCK = 128
 _SQRT1_2 = 1 / math.sqrt(2)
@@ -72,6 +76,24 @@ def _round_to(x, out_ty: tl.constexpr):
 
 
 @triton.jit
+def _atan_pos(x):
+    """arctan(x) for x >= 0 in float32 (see the module docstring)."""
+    big = x > 1.0
+    y = tl.where(big, 1.0 / tl.maximum(x, 1e-30), x)
+    shift = y > 0.2679491924311227  # tan(π/12)
+    t = tl.where(shift, (1.7320508075688772 * y - 1.0) / (1.7320508075688772 + y), y)
+    t2 = t * t
+    p = 1.0 / 11.0
+    p = 1.0 / 9.0 - t2 * p
+    p = 1.0 / 7.0 - t2 * p
+    p = 1.0 / 5.0 - t2 * p
+    p = 1.0 / 3.0 - t2 * p
+    p = 1.0 - t2 * p
+    r = t * p + tl.where(shift, 0.5235987755982988, 0.0)
+    return tl.where(big, 1.5707963267948966 - r, r)
+
+
+@triton.jit
 def _act(a, alpha, beta, VARIANT: tl.constexpr):
     """``h = act(a)``, ``dh/da`` and ``dh/dα`` in float32."""
     zero = a * 0.0
@@ -99,12 +121,19 @@ def _act(a, alpha, beta, VARIANT: tl.constexpr):
         if VARIANT == 6 or VARIANT == 8:
             g = 0.5 * _erfc(-a * 0.7071067811865476)
             dg = tl.exp(-0.5 * a * a) * 0.3989422804014327
+        elif VARIANT == 10 or VARIANT == 11:  # atlu: (arctan a + π/2)/π
+            neg = a < 0
+            at = tl.where(
+                neg, _atan_pos(-1.0 / tl.minimum(a, -1e-30)), _atan_pos(tl.maximum(a, 0.0))
+            )
+            g = tl.where(neg, at * 0.3183098861837907, at * 0.3183098861837907 + 0.5)
+            dg = 0.3183098861837907 / (1.0 + a * a)
         else:
             g = tl.sigmoid(a)
             dg = g * (1.0 - g)
         ga = g * (1.0 + 2.0 * alpha) - alpha
         dga = dg * (1.0 + 2.0 * alpha)
-        if VARIANT == 6 or VARIANT == 7:  # first order
+        if VARIANT == 6 or VARIANT == 7 or VARIANT == 10:  # first order
             h, dh, dha = ga, dga, 2.0 * g - 1.0
         else:  # second order
             h, dh, dha = a * ga, ga + a * dga, a * (2.0 * g - 1.0)
