@@ -8,11 +8,13 @@ Usage::
 
 Rows (``benchmarks/results/glu-<device>.csv``), one per shape × variant × implementation:
 
-* ``ffn_ms``: median wall time of one forward + backward pass of the whole FFN over ``tokens``
-  tokens (inputs require grad; the gradient of ``out.sum()``), ``tokens_per_s`` from it, and its
+* ``ffn_ms`` (eager for every variant; ``compile``/``triton`` rows only for gated variants,
+  whose gate is what they replace): median wall time of one forward + backward pass of the
+  whole FFN over ``tokens`` tokens (inputs require grad; the gradient of ``out.sum()``), ``tokens_per_s`` from it, and its
   ratio to ``eager`` of the same variant measured in the same run;
-* ``act_bytes``: activation memory, i.e. bytes autograd saves for backward (summed through
-  ``saved_tensors_hooks``), and on CUDA ``peak_bytes`` (``max_memory_allocated`` above the
+* ``act_bytes``: activation memory, i.e. the distinct storages autograd saves for backward
+  (through ``saved_tensors_hooks``; weights excluded, the input included), and on CUDA
+  ``peak_bytes`` (``max_memory_allocated`` above the
   inputs);
 * gate only (gated variants): ``gate_ms`` for ``act(a) ⊙ b`` forward + backward on ``(tokens,
   F)`` halves of a packed projection, the bytes it must move (read a, b, dout; write out, da,
@@ -61,17 +63,21 @@ def _time(fn, device: torch.device, reps: int) -> float:
     return statistics.median(times)
 
 
-def _saved_bytes(fn) -> int:
-    total = 0
+def _saved_bytes(fn, params) -> int:  # type: ignore[no-untyped-def]
+    """Bytes of the distinct storages autograd saves for backward, weights excluded: the
+    activation memory of training."""
+    skip = {p.untyped_storage().data_ptr() for p in params}
+    seen: dict[int, int] = {}
 
     def pack(t):
-        nonlocal total
-        total += t.numel() * t.element_size()
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in skip:
+            seen[ptr] = t.untyped_storage().nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         fn()
-    return total
+    return sum(seen.values())
 
 
 def ffn_rows(
@@ -85,7 +91,9 @@ def ffn_rows(
         F = F_gated if variant in GATED else d_ff
         base_ms = None
         for impl in impls:
-            if impl == "triton" and (variant not in GATED or device.type != "cuda"):
+            if impl in ("triton", "compile") and variant not in GATED:
+                continue  # only the gate is fused or compiled; a non-gated FFN is eager
+            if impl == "triton" and device.type != "cuda":
                 continue
             if impl == "liger" and variant != "swiglu":
                 continue
@@ -107,7 +115,7 @@ def ffn_rows(
                 tokens=tokens,
                 ffn_ms=ms,
                 tokens_per_s=tokens / ms * 1e3,
-                act_bytes=_saved_bytes(lambda ffn=ffn, xin=xin: ffn(xin)),
+                act_bytes=_saved_bytes(lambda ffn=ffn, xin=xin: ffn(xin), ffn.parameters()),
             )
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()

@@ -98,7 +98,47 @@ def test_module_uses_the_kernel_and_agrees_with_eager():
     fused = FeedForward(16, 24, "swiglu", impl="triton", generator=torch.Generator().manual_seed(1))
     eager = FeedForward(16, 24, "swiglu", impl="eager", generator=torch.Generator().manual_seed(1))
     fused, eager = fused.to(DEVICE), eager.to(DEVICE)
-    torch.testing.assert_close(fused(x), eager(x), rtol=1e-6, atol=1e-6)
+    h = fused.hidden(x)
+    assert "FusedGate" in type(h.grad_fn).__name__  # the kernel ran
+    out_f, out_e = fused(x), eager(x)
+    torch.testing.assert_close(out_f, out_e, rtol=1e-6, atol=1e-6)
+    out_f.square().sum().backward()
+    out_e.square().sum().backward()
+    torch.testing.assert_close(fused.gate_up.weight.grad, eager.gate_up.weight.grad, rtol=1e-5,
+                               atol=1e-6)  # fmt: skip
+
+
+def test_lower_tail_keeps_relative_accuracy():
+    """Φ(a) for a in [−12, −8]: the values are 1e-15 … 1e-32; ½(1 + erf) would give 0 or
+    garbage, the kernel's erfc stays within 1e-4 relative (measured ~2e-5 in float32)."""
+    a = torch.linspace(-12, -8, 64).reshape(4, 16).to(DEVICE)
+    b = torch.ones_like(a)
+    for variant in ("geglu", "xglu-gelu"):
+        got = gate(a, b, variant, alpha=0.0, impl="triton").double()
+        ref = ffn_activation(variant, a.double(), b.double())
+        assert ((got - ref).abs() <= 1e-4 * ref.abs()).all()
+
+
+def test_noncontiguous_upstream_gradient_and_empty_inputs():
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(6, 9, generator=g).to(DEVICE).requires_grad_()
+    b = torch.randn(6, 9, generator=g).to(DEVICE).requires_grad_()
+    dout = torch.randn(9, 6, generator=g).to(DEVICE).t()  # a transposed view
+    gate(a, b, "swiglu", impl="triton").backward(dout)
+    a2, b2 = a.detach().double().requires_grad_(), b.detach().double().requires_grad_()
+    ffn_activation("swiglu", a2, b2).backward(dout.double())
+    torch.testing.assert_close(a.grad.double(), a2.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(b.grad.double(), b2.grad, rtol=1e-5, atol=1e-6)
+    empty = torch.empty(0, 5, device=DEVICE)
+    assert gate(empty, empty, "swiglu", impl="triton").shape == (0, 5)
+
+
+def test_second_derivatives_are_refused_not_wrong():
+    a = torch.randn(2, 5).to(DEVICE).requires_grad_()
+    b = torch.randn(2, 5).to(DEVICE)
+    (ga,) = torch.autograd.grad(gate(a, b, "swiglu", impl="triton").sum(), a, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"once_differentiable|does not require grad"):
+        ga.sum().backward()
 
 
 def test_dispatch_errors_are_clear():
@@ -109,8 +149,14 @@ def test_dispatch_errors_are_clear():
         gate(a, a, "relu")
     with pytest.raises(ValueError, match="one shape"):
         gate(a, torch.ones(3, 2), "swiglu")
-    # auto on CPU tensors is eager (the fused kernel is for CUDA)
-    torch.testing.assert_close(gate(a, a, "swiglu"), ffn_activation("swiglu", a, a))
+    with pytest.raises(ValueError, match="one scalar"):
+        gate(a, a, "xglu-silu", alpha=torch.zeros(3), impl="triton")
+    with pytest.raises(ValueError, match="must match"):
+        gate(a, a.double(), "swiglu")
+    with pytest.raises(ValueError, match="float32/bfloat16/float16"):
+        gate(a.double(), a.double(), "swiglu", impl="triton")
+    with pytest.raises(ValueError, match="`beta`"):
+        gate(a, a, "swiglu", beta=0.0)
 
 
 def test_compile_path_matches_eager_with_gradients():
@@ -124,6 +170,7 @@ def test_compile_path_matches_eager_with_gradients():
     ref.sum().backward()
     torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(a.grad, a2.grad, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(b.grad, b2.grad, rtol=1e-6, atol=1e-7)
 
 
 def test_every_gated_variant_is_fused():

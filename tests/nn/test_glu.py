@@ -175,6 +175,10 @@ def test_bad_arguments_are_named():
         ffn_activation("relu", torch.ones(2), torch.ones(2))
     with pytest.raises(ValueError, match="`beta`"):
         FeedForward(4, 4, beta=0.0)
+    mlp = _LlamaMLP(4, 4, True)
+    mlp.down_proj = nn.Linear(4, 4, bias=False, dtype=torch.float64)
+    with pytest.raises(ValueError, match="biases or none"):
+        from_llama_mlp(mlp)
     with pytest.raises(ValueError, match="no gate/up split"):
         to_llama_mlp(FeedForward(4, 4, "relu"))
 

@@ -64,7 +64,15 @@ def load_text(text_file: str | None, max_bytes: int) -> torch.Tensor:
 
 
 class Block(nn.Module):
-    def __init__(self, d: int, heads: int, d_ff: int, variant: str, g: torch.Generator) -> None:
+    def __init__(
+        self,
+        d: int,
+        heads: int,
+        d_ff: int,
+        variant: str,
+        g: torch.Generator,
+        g_ffn: torch.Generator,
+    ) -> None:
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.qkv, self.proj = nn.Linear(d, 3 * d, bias=False), nn.Linear(d, d, bias=False)
@@ -72,7 +80,7 @@ class Block(nn.Module):
             with torch.no_grad():
                 lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) / math.sqrt(d))
         hidden = gated_hidden_size(d_ff) if variant in GATED else d_ff
-        self.ffn = FeedForward(d, hidden, variant, generator=g, impl="eager")
+        self.ffn = FeedForward(d, hidden, variant, generator=g_ffn, impl="eager")
         self.heads = heads
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,7 +94,9 @@ class Block(nn.Module):
 
 
 class ByteLM(nn.Module):
-    """A decoder-only byte-level transformer whose FFN is ``variant``."""
+    """A decoder-only byte-level transformer whose FFN is ``variant``. Embeddings, attention and
+    head are drawn from ``generator``, the FFNs from ``ffn_generator`` (default: the same), so
+    that variants can share every non-FFN weight."""
 
     def __init__(
         self,
@@ -98,6 +108,7 @@ class ByteLM(nn.Module):
         d_ff: int,
         context: int,
         generator: torch.Generator,
+        ffn_generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         g = generator
@@ -107,7 +118,7 @@ class ByteLM(nn.Module):
             self.tok.weight.copy_(torch.randn(self.tok.weight.shape, generator=g) * 0.02)
             self.pos.weight.copy_(torch.randn(self.pos.weight.shape, generator=g) * 0.02)
         self.blocks = nn.ModuleList(
-            [Block(d_model, n_heads, d_ff, variant, g) for _ in range(n_layers)]
+            [Block(d_model, n_heads, d_ff, variant, g, ffn_generator or g) for _ in range(n_layers)]
         )
         self.ln = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, 256, bias=False)
@@ -234,6 +245,11 @@ class GLULM(Experiment):
         if len(data) < 4 * (c.context + 1):
             raise ValueError(f"the text has only {len(data)} bytes; need more than the context.")
         cut = int(len(data) * (1 - c.val_fraction))
+        if min(cut, len(data) - cut) <= c.context + 1:
+            raise ValueError(
+                f"the text ({len(data)} bytes) leaves a train or held-out split of at most "
+                f"`context` + 1 = {c.context + 1} bytes; use more text or a smaller context."
+            )
         return data[:cut], data[cut:]
 
     def _batch(self, data: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -263,7 +279,8 @@ class GLULM(Experiment):
             n_heads=c.n_heads,
             d_ff=c.d_ff,
             context=c.context,
-            generator=generator(seed, "glu-lm-init", variant),
+            generator=generator(seed, "glu-lm-init"),  # shared by every variant
+            ffn_generator=generator(seed, "glu-lm-ffn", variant),
         )
         opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=0.0)
         sched = torch.optim.lr_scheduler.LambdaLR(

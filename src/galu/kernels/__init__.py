@@ -37,6 +37,7 @@ FUSED_VARIANTS: tuple[str, ...] = (
     "xglu2-atlu",
 )
 IMPLS = ("auto", "eager", "compile", "triton")
+_FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)  # the kernel computes in float32
 
 
 def triton_available() -> bool:
@@ -72,10 +73,19 @@ def gate(
         raise ValueError(f"`variant` (={variant!r}) must be a gated variant: {GATED}.")
     if a.shape != b.shape:
         raise ValueError(f"`a` {tuple(a.shape)} and `b` {tuple(b.shape)} must have one shape.")
-    if impl == "auto":
-        impl = (
-            "triton" if a.is_cuda and triton_available() and variant in FUSED_VARIANTS else "eager"
+    if b.device != a.device or b.dtype != a.dtype:
+        raise ValueError(f"`b` ({b.dtype} on {b.device}) must match `a` ({a.dtype} on {a.device}).")
+    if not a.is_floating_point():
+        raise ValueError(f"`a` must be a floating tensor; got {a.dtype}.")
+    if not beta > 0:
+        raise ValueError(f"`beta` (={beta!r}) must be > 0.")
+    if isinstance(alpha, torch.Tensor) and alpha.numel() != 1:
+        raise ValueError(
+            f"`alpha` must be one scalar (one per module); got shape {tuple(alpha.shape)}."
         )
+    if impl == "auto":
+        fusable = a.dtype in _FUSED_DTYPES and a.numel() > 0 and variant in FUSED_VARIANTS
+        impl = "triton" if a.is_cuda and fusable and triton_available() else "eager"
     if impl == "eager":
         return ffn_activation(variant, a, b, alpha=alpha, beta=beta)
     if impl == "compile":
@@ -88,6 +98,13 @@ def gate(
         raise RuntimeError(
             "impl='triton' on CPU tensors needs TRITON_INTERPRET=1 (set before triton is imported)."
         )
+    if a.dtype not in _FUSED_DTYPES or a.ndim == 0:
+        raise ValueError(
+            "impl='triton' takes float32/bfloat16/float16 tensors with at least one dimension; "
+            f"got {a.dtype} of shape {tuple(a.shape)}."
+        )
+    if a.numel() == 0:
+        return ffn_activation(variant, a, b, alpha=alpha, beta=beta)
     from galu.kernels._triton_gate import FusedGate
 
     if not isinstance(alpha, torch.Tensor):

@@ -161,6 +161,8 @@ def from_llama_mlp(mlp: nn.Module, *, variant: str = "swiglu") -> FeedForward:
     gate, up, down = (getattr(mlp, k, None) for k in ("gate_proj", "up_proj", "down_proj"))
     if not all(isinstance(m, nn.Linear) for m in (gate, up, down)):
         raise ValueError("`mlp` needs nn.Linear attributes gate_proj, up_proj and down_proj.")
+    if len({m.bias is None for m in (gate, up, down)}) != 1:  # type: ignore[union-attr]
+        raise ValueError("gate_proj, up_proj and down_proj must all have biases or none.")
     assert isinstance(gate, nn.Linear) and isinstance(up, nn.Linear)
     assert isinstance(down, nn.Linear)
     ffn = FeedForward(
