@@ -10,8 +10,8 @@ Rows (``benchmarks/results/glu-<device>.csv``), one per shape × variant × impl
 
 * ``ffn_ms`` (eager for every variant; ``compile``/``triton`` rows only for gated variants,
   whose gate is what they replace): median wall time of one forward + backward pass of the
-  whole FFN over ``tokens`` tokens (inputs require grad; the gradient of ``out.sum()``), ``tokens_per_s`` from it, and its
-  ratio to ``eager`` of the same variant measured in the same run;
+  whole FFN over ``tokens`` tokens (inputs require grad; the gradient of ``out.sum()``),
+  ``tokens_per_s`` from it, and its ratio to ``eager`` of the same variant in the same run;
 * ``act_bytes``: activation memory, i.e. the distinct storages autograd saves for backward
   (through ``saved_tensors_hooks``; weights excluded, the input included), and on CUDA
   ``peak_bytes`` (``max_memory_allocated`` above the
