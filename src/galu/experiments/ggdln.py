@@ -297,6 +297,47 @@ def _plot_sources(
             )
 
 
+def _error_by_source(table: pd.DataFrame, index: list[str]) -> pd.DataFrame:
+    """Test error per point (mean over seeds), one column per source."""
+    part = table[table.metric == "error"]
+    return part.pivot_table(
+        index=index, columns="source", values="value", aggfunc="mean"
+    ).reset_index()
+
+
+def _metric_panels(
+    table: pd.DataFrame,
+    column: str,
+    groups: tuple[str, ...],
+    x: str,
+    sources: tuple[str, ...],
+    log_base: int,
+    xlabel: str,
+    ylabel_suffix: str,
+    title: str,
+    path: Path,
+) -> Path:
+    """One panel per metric (error, bias, variance); one colour per value of ``column``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axs = plt.subplots(1, 3, figsize=(12, 3.8), dpi=120)
+    for ax, metric in zip(axs, METRICS, strict=True):
+        for i, group in enumerate(groups):
+            _plot_sources(
+                ax, table[table[column] == group], x, metric, sources, f"{group}: ", color=f"C{i}"
+            )
+        ax.set_xscale("log", base=log_base)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"test {metric}{ylabel_suffix}")
+        ax.grid(alpha=0.3)
+    axs[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return save_figure(fig, path)
+
+
 AXES = ("width", "depth", "prior_var", "n_gates")
 AXIS_LABEL = {
     "width": "width N",
@@ -556,35 +597,29 @@ class GGDLNGateLearning(Experiment):
         )
 
     def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         c = self.config
-        fig, axs = plt.subplots(1, 3, figsize=(12, 3.8), dpi=120)
-        for ax, metric in zip(axs, METRICS, strict=True):
-            for i, kind in enumerate(c.gate_kinds):
-                part = table[table.gates == kind]
-                sources = ("theory", c.sampler) if c.sampler != "none" else ("theory",)
-                _plot_sources(ax, part, "P", metric, sources, f"{kind}: ", color=f"C{i}")
-            ax.set_xscale("log")
-            ax.set_xlabel("training examples P")
-            ax.set_ylabel(f"test {metric}")
-            ax.grid(alpha=0.3)
-        axs[0].legend(fontsize=7)
-        fig.suptitle(
+        sources = ("theory", c.sampler) if c.sampler != "none" else ("theory",)
+        title = (
             f"GGDLN on {c.task} (even vs odd, PCA {c.N0}), N={c.width}, L={c.depth}, "
-            f"M={c.n_gates}: random vs learned gates",
-            fontsize=9,
+            f"M={c.n_gates}: random vs learned gates"
         )
-        return [save_figure(fig, fig_dir / "ggdln_gate_learning.png")]
+        return [
+            _metric_panels(
+                table,
+                "gates",
+                c.gate_kinds,
+                "P",
+                sources,
+                10,
+                "training examples P",
+                "",
+                title,
+                fig_dir / "ggdln_gate_learning.png",
+            )
+        ]
 
     def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
-        part = table[table.metric == "error"]
-        return part.pivot_table(
-            index=["gates", "P"], columns="source", values="value", aggfunc="mean"
-        ).reset_index()
+        return _error_by_source(table, ["gates", "P"])
 
 
 @dataclass(frozen=True)
@@ -676,35 +711,26 @@ class GGDLNMultitask(Experiment):
         return rows
 
     def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         c = self.config
-        fig, axs = plt.subplots(1, 3, figsize=(12, 3.8), dpi=120)
-        for ax, metric in zip(axs, METRICS, strict=True):
-            for i, gating in enumerate(c.gatings):
-                part = table[table.gating == gating]
-                sources = ("theory", "gp") + ((c.sampler,) if c.sampler != "none" else ())
-                for src in sources:
-                    _plot_sources(
-                        ax, part, "n_tasks", metric, (src,), f"{gating} gates: ", color=f"C{i}"
-                    )
-            ax.set_xscale("log", base=2)
-            ax.set_xlabel("number of tasks")
-            ax.set_ylabel(f"test {metric} (mean over tasks)")
-            ax.grid(alpha=0.3)
-        axs[0].legend(fontsize=7)
-        fig.suptitle(
+        sources = ("theory", "gp") + ((c.sampler,) if c.sampler != "none" else ())
+        title = (
             f"Permuted-input {c.task} tasks, P={c.P} per task, N={c.width}, "
-            f"M={c.n_gates}: shared vs task-dependent gates",
-            fontsize=9,
+            f"M={c.n_gates}: shared vs task-dependent gates"
         )
-        return [save_figure(fig, fig_dir / "ggdln_multitask.png")]
+        return [
+            _metric_panels(
+                table,
+                "gating",
+                c.gatings,
+                "n_tasks",
+                sources,
+                2,
+                "number of tasks",
+                " (mean over tasks)",
+                title,
+                fig_dir / "ggdln_multitask.png",
+            )
+        ]
 
     def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
-        part = table[table.metric == "error"]
-        return part.pivot_table(
-            index=["gating", "n_tasks"], columns="source", values="value", aggfunc="mean"
-        ).reset_index()
+        return _error_by_source(table, ["gating", "n_tasks"])

@@ -176,21 +176,12 @@ def action_and_gradient(
         raise FloatingPointError("A = K_R + T I is not positive definite (numerically).")
     chol, v, S = factor
     R = torch.cholesky_inverse(chol) - torch.outer(v, v)
+    S += float(_prior_action(pb, U))
     grads = []
     for l in range(L):  # l is 0-based: U[l] is U_{l+1}
         Ul = U[l]
         Uinv = torch.linalg.inv(Ul)
-        if l == L - 1:
-            Snext_inv = torch.eye(Ul.shape[0], dtype=Ul.dtype, device=Ul.device) / s[L]
-            logdet_Snext = Ul.shape[0] * math.log(s[L])
-        else:
-            inv_next = torch.linalg.inv(U[l + 1]).contiguous()
-            Snext_inv = torch.kron(inv_next, torch.eye(M[l + 1]).to(Ul)) / s[l + 1]
-            logdet_Snext = M[l + 1] * (
-                U[l + 1].shape[0] * math.log(s[l + 1]) + float(torch.logdet(U[l + 1]))
-            )
-        S += N[l] * float((Snext_inv * Ul).sum() - torch.logdet(Ul) + logdet_Snext)
-        g = N[l] * (Snext_inv - Uinv)
+        g = N[l] * (_next_prior_inv(pb, U, l) - Uinv)
         if l == 0:
             g = g + s[0] * (G2.T @ (R * H1) @ G2)
         else:
@@ -434,21 +425,28 @@ def _unvec(u: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
     return out
 
 
-def _prior_action(pb: GGDLNProblem, U: list[torch.Tensor]) -> torch.Tensor:
+def _next_prior_inv(pb: GGDLNProblem, U: Sequence[torch.Tensor], l: int) -> torch.Tensor:
+    """``S_{l+2}⁻¹`` for 0-based ``l``: the inverse prior covariance of layer ``l + 1``'s
+    effective readout (``I/σ_{L+1}²`` at the top, ``(U_{l+2}⁻¹ ⊗ I)/σ²`` below)."""
+    s, M, L = pb.prior_var, pb.gate_counts, pb.depth
+    if l == L - 1:
+        return torch.eye(U[l].shape[0]).to(U[l]) / s[L]
+    inv_next = torch.linalg.inv(U[l + 1]).contiguous()
+    return torch.kron(inv_next, torch.eye(M[l + 1]).to(U[l])) / s[l + 1]
+
+
+def _prior_action(pb: GGDLNProblem, U: Sequence[torch.Tensor]) -> torch.Tensor:
     """``Σ_l N_l [Tr(S_{l+1}⁻¹U_l) − log det U_l + log det S_{l+1}]`` (differentiable)."""
     s, N, M, L = pb.prior_var, pb.widths, pb.gate_counts, pb.depth
     total = U[0].new_zeros(())
     for l in range(L):
         if l == L - 1:
-            Snext_inv = torch.eye(U[l].shape[0]).to(U[l]) / s[L]
-            logdet_Snext = U[l].new_tensor(U[l].shape[0] * math.log(s[L]))
+            logdet_next = U[l].new_tensor(U[l].shape[0] * math.log(s[L]))
         else:
-            inv_next = torch.linalg.inv(U[l + 1]).contiguous()
-            Snext_inv = torch.kron(inv_next, torch.eye(M[l + 1]).to(U[l])) / s[l + 1]
-            logdet_Snext = M[l + 1] * (
-                U[l + 1].shape[0] * math.log(s[l + 1]) + torch.logdet(U[l + 1])
-            )
-        total = total + N[l] * ((Snext_inv * U[l]).sum() - torch.logdet(U[l]) + logdet_Snext)
+            D = U[l + 1].shape[0]
+            logdet_next = M[l + 1] * (D * math.log(s[l + 1]) + torch.logdet(U[l + 1]))
+        trace = (_next_prior_inv(pb, U, l) * U[l]).sum()
+        total = total + N[l] * (trace - torch.logdet(U[l]) + logdet_next)
     return total
 
 
