@@ -1,5 +1,6 @@
 """The lifted-design identities every solver relies on, against explicit loops."""
 
+import pytest
 import torch
 
 from galu import Gate, ops
@@ -23,11 +24,12 @@ def test_lift_matches_explicit_definition(gen):
     assert torch.equal(ops.lift(X, G), _explicit_psi(X, G))
 
 
-def test_matvecs_equal_products_with_the_lifted_matrix(gen):
+@pytest.mark.parametrize("k", [6, 3])  # k >= d runs the gates-first GEMM order, k < d the other
+def test_matvecs_equal_products_with_the_lifted_matrix(gen, k):
     X = torch.randn(11, 5, generator=gen, dtype=torch.float64)
-    G = ops.gate_matrix(X, torch.randn(6, 5, generator=gen, dtype=torch.float64), Gate())
+    G = ops.gate_matrix(X, torch.randn(k, 5, generator=gen, dtype=torch.float64), Gate())
     psi = _explicit_psi(X, G)
-    W = torch.randn(6, 5, generator=gen, dtype=torch.float64)
+    W = torch.randn(k, 5, generator=gen, dtype=torch.float64)
     r = torch.randn(11, generator=gen, dtype=torch.float64)
     torch.testing.assert_close(
         ops.lifted_matvec(X, G, W), psi @ W.reshape(-1), **TOL[torch.float64]
@@ -36,13 +38,21 @@ def test_matvecs_equal_products_with_the_lifted_matrix(gen):
         ops.lifted_rmatvec(X, G, r).reshape(-1), psi.T @ r, **TOL[torch.float64]
     )
     # Several outputs sharing the gates.
-    W3 = torch.randn(3, 6, 5, generator=gen, dtype=torch.float64)
+    W3 = torch.randn(3, k, 5, generator=gen, dtype=torch.float64)
     R = torch.randn(11, 3, generator=gen, dtype=torch.float64)
     torch.testing.assert_close(
         ops.lifted_matvec(X, G, W3), psi @ W3.reshape(3, -1).T, **TOL[torch.float64]
     )
     torch.testing.assert_close(
         ops.lifted_rmatvec(X, G, R).reshape(3, -1), (psi.T @ R).T, **TOL[torch.float64]
+    )
+    # The optional contiguous Gᵀ gives the same products.
+    gt = G.T.contiguous()
+    torch.testing.assert_close(
+        ops.lifted_rmatvec(X, G, R, g_t=gt), ops.lifted_rmatvec(X, G, R), **TOL[torch.float64]
+    )
+    torch.testing.assert_close(
+        ops.lifted_rmatvec(X, G, r, g_t=gt), ops.lifted_rmatvec(X, G, r), **TOL[torch.float64]
     )
 
 

