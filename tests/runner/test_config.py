@@ -53,8 +53,9 @@ def test_unknown_preset_and_experiment():
     with pytest.raises(
         ConfigError,
         match=r"unknown experiment 'memorisation'; valid experiments: "
-        r"dgn-depth, dgn-variants, gate-adaptation, generalization, ggdln-curves, "
-        r"ggdln-gate-learning, ggdln-multitask, glu-lm, memorization, min-width",
+        r"channels-erf, channels-jump, channels-sweep, channels-toy, dgn-depth, dgn-variants, "
+        r"gate-adaptation, generalization, ggdln-curves, ggdln-gate-learning, ggdln-multitask, "
+        r"glu-lm, memorization, min-width",
     ):
         get_experiment("memorisation")
 

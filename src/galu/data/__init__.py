@@ -10,7 +10,13 @@ from galu.data.datasets import (
     write_idx,
 )
 from galu.data.preprocess import PCAWhitener, whiten_dataset
-from galu.data.synthetic import random_regression
+from galu.data.synthetic import (
+    matern_gp_sample,
+    random_regression,
+    rosenbrock,
+    rosenbrock_grid,
+    standardize,
+)
 
 __all__ = [
     "DATASETS",
@@ -18,8 +24,12 @@ __all__ = [
     "Dataset",
     "PCAWhitener",
     "load_dataset",
+    "matern_gp_sample",
     "random_regression",
     "read_idx",
+    "rosenbrock",
+    "rosenbrock_grid",
+    "standardize",
     "whiten_dataset",
     "write_cifar10_batch",
     "write_idx",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -75,3 +77,50 @@ def clustered_task(
     X_train, y_train = draw(m_train)
     X_test, y_test = draw(m_test)
     return X_train, y_train, X_test, y_test
+
+
+def rosenbrock(X: torch.Tensor) -> torch.Tensor:
+    """``log(1 + R(x))`` with the d-dimensional Rosenbrock function
+    ``R(x) = Σ_{i<d} (1 − x_i)² + 100 (x_{i+1} − x_i²)²``: the log tames its quartic growth.
+
+    This is our reading of the paper's "modified (log-)Rosenbrock" target (its exact
+    modification is not in the notes); :func:`standardize` it before fitting."""
+    if X.ndim != 2 or X.shape[1] < 2:
+        raise ValueError(f"`X` must be (n, d) with d >= 2; got shape {tuple(X.shape)}.")
+    a, b = X[:, :-1], X[:, 1:]
+    return torch.log1p(((1 - a) ** 2 + 100 * (b - a**2) ** 2).sum(1))
+
+
+def rosenbrock_grid(side: int, *, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """A ``side × side`` grid over ``[−2, 2] × [−1, 3]`` (the Rosenbrock valley and its banana),
+    ``(side², 2)``; the paper's toy uses 10⁴ points (``side = 100``)."""
+    if side < 2:
+        raise ValueError(f"`side` (={side!r}) must be >= 2.")
+    x1 = torch.linspace(-2.0, 2.0, side, dtype=dtype)
+    x2 = torch.linspace(-1.0, 3.0, side, dtype=dtype)
+    g1, g2 = torch.meshgrid(x1, x2, indexing="ij")
+    return torch.stack([g1.reshape(-1), g2.reshape(-1)], dim=1)
+
+
+def matern_gp_sample(
+    X: torch.Tensor, length_scale: float, *, generator: torch.Generator
+) -> torch.Tensor:
+    """One draw ``(n,)`` of a zero-mean Gaussian process with the Matérn-3/2 kernel
+    ``k(x, x') = (1 + √3 ρ/ℓ) exp(−√3 ρ/ℓ)``, ``ρ = ‖x − x'‖``, at the rows of ``X`` (exact,
+    through a Cholesky factor with a 1e-10 jitter; ``n`` up to a few thousand). Smaller ``ℓ``
+    gives rougher targets."""
+    if not length_scale > 0:
+        raise ValueError(f"`length_scale` (={length_scale!r}) must be > 0.")
+    rho = torch.cdist(X, X) * (math.sqrt(3.0) / length_scale)
+    K = (1 + rho) * torch.exp(-rho)
+    K.diagonal().add_(1e-10)
+    L = torch.linalg.cholesky(K)
+    z = torch.randn(X.shape[0], generator=generator, dtype=X.dtype)
+    return L @ z
+
+
+def standardize(y: torch.Tensor) -> torch.Tensor:
+    """``(y − mean) / std`` (population std; a constant target is returned centred)."""
+    centred = y - y.mean()
+    sd = centred.pow(2).mean().sqrt()
+    return centred / sd if float(sd) > 0 else centred

@@ -1,6 +1,7 @@
 """Importing this module registers every built-in experiment."""
 
 from galu.experiments import (  # noqa: F401
+    channels,
     dgn_depth,
     dgn_variants,
     gate_adaptation,

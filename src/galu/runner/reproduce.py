@@ -16,6 +16,7 @@ from galu.runner.rundir import atomic_write_text
 PAPERS: dict[str, tuple[str, ...]] = {
     "galu": ("memorization", "min-width", "generalization", "real-data"),
     "ggdln": ("ggdln-curves", "ggdln-gate-learning", "ggdln-multitask"),
+    "channels": ("channels-toy", "channels-sweep", "channels-erf", "channels-jump"),
 }
 
 

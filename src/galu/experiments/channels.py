@@ -1,0 +1,768 @@
+"""Flat channels to infinity in MLP loss landscapes (Martinelli et al. 2025,
+``science/channels.md``; ``docs/channels.md``).
+
+Four experiments share the training and the row format here:
+
+``channels-toy``     the 2-D log-Rosenbrock toy: widths r, the activation sigmoid(4x) + softplus(x),
+                     many initialisations each; the fraction of runs ending in a channel.
+``channels-sweep``   input dimension × width × activation (softplus, erf) × target (Rosenbrock,
+                     Matérn-3/2 Gaussian-process samples of several length scales); the fraction
+                     of runs ending in channels, with Wilson 95% intervals.
+``channels-erf``     two erf neurons without biases and a target whose optimum is at infinity:
+                     gradient flow runs into a channel and its GLU limit beats every finite point.
+``channels-jump``    the jump procedure on an 8-D Rosenbrock network of softplus units: halve ε,
+                     re-integrate; the loss gap scales as ε² and the sharpness as 1/ε².
+
+Every network is trained by full-batch gradient flow (``galu.channels.gradient_flow``: a stiff
+Rosenbrock integrator, all initialisations of a point in one vectorised pass) until its parameter
+norm reaches ``norm_bound`` or its gradient vanishes, then analysed with the paper's three
+criteria (``detect_channels``). Per network the rows are ``metric ∈ {channel, diverged, loss,
+norm, steps, flow_time, channels, glu, pair, min_cos_distance, undecided, loss_limit,
+loss_refined, loss_gap}``:
+``channel`` is 1 when the three criteria hold, ``glu`` when moreover a channel's input vectors
+have merged (``ε/‖w‖ < 0.05``: the GLU limit applies), ``pair`` when criteria 2 and 3 hold
+whatever the norm (finite-step optimisers stall at a channel's entrance, below the norm bound;
+a pair of duplicated units also qualifies), ``undecided`` when the flow stopped at ``max_steps`` or
+``t_max`` before reaching the norm bound or a critical point; for networks with
+``glu = 1``, ``loss_limit`` is the loss after replacing each merged channel by its limit unit
+``c σ(w·x̃) + (v·x̃) σ'(w·x̃)``, ``loss_refined`` the loss after training that limit network
+(L-BFGS, ``refine_steps``), and ``loss_gap = loss − loss_refined``.
+Optimisers with finite steps (``optimizer=gd|adam``) can replace the flow for comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from galu.channels import (
+    augment,
+    descend,
+    detect_channels,
+    forward,
+    glorot_init,
+    glu_limit,
+    gradient_flow,
+    jump,
+    loss,
+    refine,
+    top_eigenvalue,
+)
+from galu.channels._flow import FlowResult
+from galu.data import matern_gp_sample, rosenbrock, rosenbrock_grid, standardize
+from galu.experiments.base import Experiment, Row, register, save_figure
+from galu.experiments.config import BaseConfig
+from galu.seeding import generator
+
+Optimizer = Literal["flow", "gd", "adam"]
+OPTIMIZERS: tuple[str, ...] = ("flow", "gd", "adam")
+ACTIVATION_NAMES: tuple[str, ...] = ("softplus", "erf")
+METRICS = (
+    "channel",
+    "glu",
+    "pair",
+    "min_cos_distance",
+    "diverged",
+    "undecided",
+    "loss",
+    "norm",
+    "steps",
+    "flow_time",
+    "channels",
+    "loss_limit",
+    "loss_refined",
+    "loss_gap",
+)
+
+
+def wilson_interval(k: float, n: float, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion ``k/n`` (95% by default)."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass(frozen=True)
+class FlowSettings(BaseConfig):
+    """Training shared by the channel experiments."""
+
+    optimizer: Optimizer = "flow"  # gradient flow, or full-batch gd / adam for comparison
+    norm_bound: float = 1e3  # stop the flow (and the first detection criterion) at this norm
+    gtol: float = 1e-10  # stop the flow when the gradient norm is below this
+    t_max: float = 1e14  # flow-time limit per network
+    max_steps: int = 20_000  # integrator steps per network
+    rtol: float = 1e-5  # local error tolerance of the adaptive step
+    lr: float = 1e-2  # gd / adam step size
+    opt_steps: int = 50_000  # gd / adam steps
+    refine_steps: int = 100  # L-BFGS iterations training each channel's GLU-limit network
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"`optimizer` (={self.optimizer!r}) must be one of {OPTIMIZERS}.")
+        for name in ("norm_bound", "gtol", "t_max", "rtol", "lr"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"`{name}` (={value!r}) must be a positive number.")
+        for name in ("max_steps", "opt_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` (={getattr(self, name)!r}) must be >= 1.")
+
+
+def train_networks(c: FlowSettings, theta0, Xa, y, act: str) -> FlowResult:
+    """Gradient flow (or gd / adam) of all networks of ``theta0`` on one data set."""
+    if c.optimizer == "flow":
+        return gradient_flow(
+            theta0,
+            Xa,
+            y,
+            act,
+            norm_bound=c.norm_bound,
+            gtol=c.gtol,
+            t_max=c.t_max,
+            max_steps=c.max_steps,
+            rtol=c.rtol,
+        )
+    return descend(theta0, Xa, y, act, optimizer=c.optimizer, lr=c.lr, steps=c.opt_steps)
+
+
+def network_rows(c: FlowSettings, res: FlowResult, Xa, y, act: str) -> list[list[Row]]:
+    """Per network, the rows of the module docstring (without the point's parameters)."""
+    D = Xa.shape[-1]
+    reports = detect_channels(res.theta, D, res.update, norm_threshold=c.norm_bound, activation=act)
+    out = []
+    for e, rep in enumerate(reports):
+        pairs = [
+            ch for ch in rep.channels if ch.cosine_distance < 1e-3 and ch.update_fraction > 0.9
+        ]
+        rows = dict(
+            channel=float(rep.at_channel),
+            pair=float(bool(pairs)),  # criteria 2 and 3 without the norm: finite-step optimisers
+            min_cos_distance=min((ch.cosine_distance for ch in rep.channels), default=math.nan),
+            diverged=float(res.status[e] == "diverged"),
+            undecided=float(res.status[e] in ("max_steps", "max_time")),
+            loss=float(res.loss[e]),
+            norm=rep.norm,
+            steps=float(res.steps[e]),
+            flow_time=float(res.time[e]),
+            channels=float(len(rep.detected)),
+        )
+        rows["glu"] = float(bool(rep.glu_channels))
+        if rep.glu_channels:
+            limit = glu_limit(res.theta[e], D, act, rep.glu_channels)
+            Xe, ye = (Xa[e] if Xa.ndim == 3 else Xa), (y[e] if y.ndim == 2 else y)
+            rows["loss_limit"] = limit.loss(Xe, ye)
+            rows["loss_refined"] = refine(limit, Xe, ye, steps=c.refine_steps)[0].loss(Xe, ye)
+            rows["loss_gap"] = rows["loss"] - rows["loss_refined"]
+        out.append([dict(metric=k, value=v) for k, v in rows.items()])
+    return out
+
+
+def _batch_seeds(config: BaseConfig, seeds: list[int]) -> list[int]:
+    """The seeds integrated together: the point's whole seed list (plus any extra asked for).
+    A batch sums in another order than a single network (agreement to ~1e-10, tested), so
+    integrating the same batch whatever subset is pending keeps resumed runs bit-identical."""
+    full = config.seeds()
+    return full + [s for s in seeds if s not in full]
+
+
+def _fraction_table(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Fraction of networks ending in a channel per ``keys``, with Wilson 95% intervals."""
+    t = table[table.metric == "channel"]
+    g = t.groupby(keys)["value"].agg(["sum", "count"]).reset_index()
+    lo_hi = [wilson_interval(k, n) for k, n in zip(g["sum"], g["count"], strict=True)]
+    g["fraction"] = g["sum"] / g["count"]
+    g["low"] = [a for a, _ in lo_hi]
+    g["high"] = [b for _, b in lo_hi]
+    for metric in ("diverged", "undecided"):
+        part = table[table.metric == metric].groupby(keys)["value"].mean()
+        g[metric] = g.set_index(keys).index.map(part).to_numpy() if len(part) else math.nan
+    return g.rename(columns={"sum": "channels", "count": "networks"})
+
+
+# --------------------------------------------------------------------------- 2-D toy
+
+
+@dataclass(frozen=True)
+class ToyConfig(FlowSettings):
+    """The paper's 2-D toy (log-Rosenbrock target on a grid)."""
+
+    grid_side: int = 30  # grid points per axis (the paper: 100, i.e. 10⁴ points)
+    widths: tuple[int, ...] = (1, 2, 3, 4, 5)  # hidden units r
+    activation: str = "sigmoid4-softplus"
+    repeats: int = 24  # initialisations per width (the paper: 50·2^r)
+    max_steps: int = 5_000  # a network still moving after this many steps is "undecided"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.grid_side < 2:
+            raise ValueError(f"`grid_side` (={self.grid_side!r}) must be >= 2.")
+        if not self.widths or any(r < 1 for r in self.widths):
+            raise ValueError(f"`widths` (={self.widths!r}) must list integers >= 1.")
+
+
+def toy_data(side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Xa (side², 3), y (side²,))``: the standardised log-Rosenbrock target on the grid."""
+    X = rosenbrock_grid(side)
+    return augment(X), standardize(rosenbrock(X))
+
+
+@register
+class ChannelsToy(Experiment):
+    name = "channels-toy"
+    summary = "2-D log-Rosenbrock toy: how often gradient flow ends in a channel, per width"
+    Config = ToyConfig
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": dict(grid_side=12, widths=(2, 3), repeats=4, max_steps=2000),
+        "quick": dict(),
+        "paper": dict(grid_side=100, repeats=400, max_steps=100_000),
+    }
+    config: ToyConfig
+
+    def points(self) -> list[dict[str, Any]]:
+        c = self.config
+        return [dict(r=r, activation=c.activation, optimizer=c.optimizer) for r in c.widths]
+
+    def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
+        return self.run_seeds(params, [seed])[seed]
+
+    def run_seeds(self, params: dict[str, Any], seeds: list[int]) -> dict[int, list[Row]]:
+        c = self.config
+        Xa, y = toy_data(c.grid_side)
+        batch = _batch_seeds(c, seeds)
+        theta0 = torch.cat(
+            [
+                glorot_init(
+                    1, params["r"], 3, generator=generator(s, "channels-toy-init", params["r"])
+                )
+                for s in batch
+            ]
+        )
+        res = train_networks(c, theta0, Xa, y, params["activation"])
+        per_net = dict(zip(batch, network_rows(c, res, Xa, y, params["activation"]), strict=True))
+        return {s: [dict(params, **row) for row in per_net[s]] for s in seeds}
+
+    def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
+        return _fraction_table(table, ["r"])
+
+    def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        frac = _fraction_table(table, ["r"])
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=130)
+        ax = axes[0]
+        ax.errorbar(
+            frac["r"],
+            frac["fraction"],
+            yerr=[frac["fraction"] - frac["low"], frac["high"] - frac["fraction"]],
+            fmt="o-",
+            capsize=3,
+        )
+        ax.set_xticks(sorted(frac["r"].unique()))
+        ax.set(
+            xlabel="hidden units r",
+            ylabel="fraction ending in a channel",
+            title="2-D log-Rosenbrock toy (Wilson 95%)",
+            ylim=(-0.02, 1.02),
+        )
+        wide = table.pivot_table(index=["r", "seed"], columns="metric", values="value")
+        ax = axes[1]
+        for flag, style, label in ((0.0, "o", "finite end point"), (1.0, "x", "channel")):
+            part = wide[wide["channel"] == flag].reset_index()
+            jitter = (part["seed"] % 7 - 3) * 0.04
+            ax.scatter(part["r"] + jitter, part["loss"], marker=style, s=14, label=label)
+        ax.set(
+            xlabel="hidden units r",
+            ylabel="final loss",
+            yscale="log",
+            title="losses of channels vs finite end points",
+        )
+        ax.legend()
+        return [save_figure(fig, fig_dir / "channels_toy.png")]
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+@dataclass(frozen=True)
+class SweepConfig(FlowSettings):
+    """The paper's sweep over input dimension, width, activation and target roughness."""
+
+    dims: tuple[int, ...] = (2, 4)  # input dimensions d
+    widths: tuple[int, ...] = (2, 4)  # hidden units r
+    activations: tuple[str, ...] = ACTIVATION_NAMES
+    targets: tuple[str, ...] = ("rosenbrock", "matern-0.1", "matern-0.5", "matern-2", "matern-10")
+    n: int = 256  # training inputs, uniform in [−2, 2]^d
+    repeats: int = 10  # initialisations per configuration (the paper: 50)
+    max_steps: int = 10_000  # a network still moving after this many steps is "undecided"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.dims or any(d < 2 for d in self.dims):
+            raise ValueError(f"`dims` (={self.dims!r}) must list integers >= 2.")
+        if not self.widths or any(r < 1 for r in self.widths):
+            raise ValueError(f"`widths` (={self.widths!r}) must list integers >= 1.")
+        bad = [a for a in self.activations if a not in ACTIVATION_NAMES]
+        if bad or not self.activations:
+            raise ValueError(
+                f"`activations` (={self.activations!r}) must be from {ACTIVATION_NAMES}."
+            )
+        for t in self.targets:
+            parse_target(t)
+        if self.n < 2:
+            raise ValueError(f"`n` (={self.n!r}) must be >= 2.")
+
+
+def parse_target(name: str) -> tuple[str, float]:
+    """``"rosenbrock"`` → ``("rosenbrock", nan)``; ``"matern-S"`` → ``("matern", S)``."""
+    if name == "rosenbrock":
+        return ("rosenbrock", math.nan)
+    if name.startswith("matern-"):
+        try:
+            s = float(name.removeprefix("matern-"))
+        except ValueError:
+            s = -1.0
+        if s > 0:
+            return ("matern", s)
+    raise ValueError(
+        f"target {name!r} is not valid: use 'rosenbrock' or 'matern-S' with a length-scale "
+        "parameter S > 0 (e.g. 'matern-0.5')."
+    )
+
+
+def sweep_data(d: int, n: int, target: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Xa (n, d + 1), y (n,))``: inputs uniform in ``[−2, 2]^d``, standardised target. A
+    Matérn target with parameter ``S`` has length scale ``ℓ = S·√d`` (comparable roughness
+    across ``d``). One target per configuration and base seed, shared by its initialisations."""
+    kind, s = parse_target(target)
+    g = generator(seed, "channels-sweep-data", d, n, target)
+    X = 4 * torch.rand(n, d, generator=g, dtype=torch.float64) - 2
+    if kind == "rosenbrock":
+        y = rosenbrock(X)
+    else:
+        y = matern_gp_sample(X, s * math.sqrt(d), generator=g)
+    return augment(X), standardize(y)
+
+
+@register
+class ChannelsSweep(Experiment):
+    name = "channels-sweep"
+    summary = "Fraction of gradient-flow runs ending in channels over d, r, activation, target"
+    Config = SweepConfig
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": dict(
+            dims=(2,),
+            widths=(2, 4),
+            activations=("softplus",),
+            targets=("rosenbrock", "matern-0.5"),
+            n=64,
+            repeats=4,
+            max_steps=2000,
+        ),
+        "quick": dict(),
+        "paper": dict(
+            dims=(2, 4, 8, 16), widths=(2, 4, 8, 16), n=1024, repeats=50, max_steps=100_000
+        ),
+    }
+    config: SweepConfig
+
+    def points(self) -> list[dict[str, Any]]:
+        """One point per (d, r, activation): its targets and seeds share one batched flow (each
+        network with its own data), and rows carry a ``target`` column."""
+        c = self.config
+        return [
+            dict(d=d, r=r, activation=a, optimizer=c.optimizer)
+            for d in c.dims
+            for r in c.widths
+            for a in c.activations
+        ]
+
+    def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
+        return self.run_seeds(params, [seed])[seed]
+
+    def run_seeds(self, params: dict[str, Any], seeds: list[int]) -> dict[int, list[Row]]:
+        c = self.config
+        d, r, act = params["d"], params["r"], params["activation"]
+        batch = _batch_seeds(c, seeds)
+        data = {t: sweep_data(d, c.n, t, c.seed) for t in c.targets}
+        nets = [(t, s) for t in c.targets for s in batch]
+        theta0 = torch.cat(
+            [
+                glorot_init(1, r, d + 1, generator=generator(s, "channels-sweep-init", d, r))
+                for _, s in nets
+            ]
+        )
+        Xa = torch.stack([data[t][0] for t, _ in nets])  # (E, n, d + 1)
+        y = torch.stack([data[t][1] for t, _ in nets])  # (E, n)
+        res = train_networks(c, theta0, Xa, y, act)
+        rows = network_rows(c, res, Xa, y, act)
+        out: dict[int, list[Row]] = {s: [] for s in seeds}
+        for (t, s), net_rows in zip(nets, rows, strict=True):
+            if s in out:
+                out[s] += [dict(params, target=t, **row) for row in net_rows]
+        return out
+
+    def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
+        return _fraction_table(table, ["activation", "target"])
+
+    def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        order = sorted(set(table["target"]), key=_roughness_order)
+        frac = _fraction_table(table, ["activation", "target"])
+        fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), dpi=130)
+        ax = axes[0]
+        acts = sorted(frac["activation"].unique())
+        for k, act in enumerate(acts):
+            part = frac[frac.activation == act].set_index("target").reindex(order)
+            x = np.arange(len(order)) + (k - (len(acts) - 1) / 2) * 0.12
+            ax.errorbar(
+                x,
+                part["fraction"],
+                yerr=[part["fraction"] - part["low"], part["high"] - part["fraction"]],
+                fmt="o-",
+                capsize=3,
+                label=act,
+            )
+        ax.set_xticks(range(len(order)), order, rotation=20)
+        ax.set(
+            ylabel="fraction ending in a channel",
+            ylim=(-0.02, 1.02),
+            title="rougher targets to the left (Wilson 95%)",
+        )
+        ax.legend()
+        ax = axes[1]  # where every run ended
+        wide = table.pivot_table(
+            index=["activation", "target", "d", "r", "seed"], columns="metric", values="value"
+        ).reset_index()
+        wide["finite"] = 1 - wide["diverged"] - wide["undecided"]
+        wide["escaped"] = wide["diverged"] - wide["channel"]
+        parts = wide.groupby(["activation", "target"])[
+            ["channel", "escaped", "finite", "undecided"]
+        ].mean()
+        labels, bottom = [], np.zeros(len(parts))
+        idx = sorted(parts.index, key=lambda k: (k[0], _roughness_order(k[1])))
+        parts = parts.loc[idx]
+        for col, label in (
+            ("channel", "channel (3 criteria)"),
+            ("escaped", "norm bound, no channel"),
+            ("finite", "finite critical point"),
+            ("undecided", "undecided"),
+        ):
+            ax.bar(range(len(parts)), parts[col], bottom=bottom, label=label)
+            bottom += parts[col].to_numpy()
+        labels = [f"{a[:4]} {t}" for a, t in parts.index]
+        ax.set_xticks(range(len(parts)), labels, rotation=60, fontsize=7)
+        ax.set(ylabel="fraction of runs", title="where gradient flow ended")
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=2)
+        ax = axes[2]
+        by = _fraction_table(table, ["d", "r"])
+        for d, part in by.groupby("d"):
+            ax.errorbar(
+                part["r"],
+                part["fraction"],
+                yerr=[part["fraction"] - part["low"], part["high"] - part["fraction"]],
+                fmt="o-",
+                capsize=3,
+                label=f"d = {d}",
+            )
+        ax.set_xticks(sorted(by["r"].unique()))
+        ax.set(
+            xlabel="hidden units r",
+            ylabel="fraction ending in a channel",
+            ylim=(-0.02, 1.02),
+            title="per input dimension (targets pooled)",
+        )
+        ax.legend()
+        return [save_figure(fig, fig_dir / "channels_sweep.png")]
+
+
+def _roughness_order(target: str) -> tuple[int, float]:
+    """Matérn targets by length scale (roughest first), then Rosenbrock."""
+    kind, s = parse_target(target)
+    return (1, 0.0) if kind == "rosenbrock" else (0, s)
+
+
+# --------------------------------------------------------------------------- erf toy
+
+
+@dataclass(frozen=True)
+class ErfConfig(FlowSettings):
+    """Two erf neurons without biases; the target's optimum lies at infinity."""
+
+    n: int = 201  # inputs on a uniform grid over [−3, 3]
+    repeats: int = 8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n < 2:
+            raise ValueError(f"`n` (={self.n!r}) must be >= 2.")
+
+
+def erf_data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` on ``[−3, 3]`` (no bias input) and ``y = erf((5x+2.5)/√2) + erf((5x−2.5)/√2)``."""
+    x = torch.linspace(-3.0, 3.0, n, dtype=torch.float64)[:, None]
+    y = torch.erf((5 * x[:, 0] + 2.5) / math.sqrt(2)) + torch.erf(
+        (5 * x[:, 0] - 2.5) / math.sqrt(2)
+    )
+    return x, y
+
+
+@register
+class ChannelsErf(Experiment):
+    name = "channels-erf"
+    summary = "Two erf neurons, optimum at infinity: the flow runs into a channel; its GLU limit"
+    Config = ErfConfig
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": dict(n=61, repeats=2),
+        "quick": dict(),
+        "paper": dict(n=1001, repeats=50),
+    }
+    config: ErfConfig
+
+    def points(self) -> list[dict[str, Any]]:
+        return [dict(r=2, activation="erf", optimizer=self.config.optimizer)]
+
+    def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
+        return self.run_seeds(params, [seed])[seed]
+
+    def run_seeds(self, params: dict[str, Any], seeds: list[int]) -> dict[int, list[Row]]:
+        c = self.config
+        X, y = erf_data(c.n)
+        batch = _batch_seeds(c, seeds)
+        theta0 = torch.cat(
+            [glorot_init(1, 2, 1, generator=generator(s, "channels-erf-init")) for s in batch]
+        )
+        res = train_networks(c, theta0, X, y, "erf")
+        per_net = dict(zip(batch, network_rows(c, res, X, y, "erf"), strict=True))
+        return {s: [dict(params, **row) for row in per_net[s]] for s in seeds}
+
+    def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Per seed: where the flow ended, its loss and, for channels, the GLU limit's loss."""
+        wide = table.pivot_table(index="seed", columns="metric", values="value")
+        names = ("channel", "glu", "diverged", "norm", "loss", "loss_limit", "loss_refined")
+        cols = [c for c in names if c in wide]
+        return wide[cols].reset_index()
+
+    def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        c = self.config
+        X, y = erf_data(c.n)
+        wide = table.pivot_table(index="seed", columns="metric", values="value")
+        # Trace one run of each outcome again: the first seed ending in a channel and the first
+        # ending at a finite critical point (two units duplicating one).
+        picks: dict[str, int] = {}
+        for seed, row in wide.iterrows():
+            kind = "channel" if row["channel"] else "finite"
+            picks.setdefault(kind, int(seed))
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=130)
+        xs = X[:, 0]
+        axes[1].plot(xs, y, "k-", lw=2.5, label="target")
+        styles = {"channel": "C0", "finite": "C1"}
+        for kind, seed in sorted(picks.items()):
+            theta0 = glorot_init(1, 2, 1, generator=generator(seed, "channels-erf-init"))
+            res = gradient_flow(
+                theta0,
+                X,
+                y,
+                "erf",
+                norm_bound=c.norm_bound,
+                gtol=c.gtol,
+                t_max=c.t_max,
+                max_steps=c.max_steps,
+                rtol=c.rtol,
+                trace_every=1,
+            )
+            tr = np.array(res.trace[0]) if res.trace[0] else np.zeros((0, 3))
+            label = f"seed {seed}: " + ("channel" if kind == "channel" else "duplicate units")
+            if len(tr):
+                axes[0].loglog(tr[:, 2], tr[:, 1], "-", color=styles[kind], label=label)
+            axes[1].plot(
+                xs, forward(res.theta, X, "erf")[0], "--", color=styles[kind], label=f"{label}, end"
+            )
+            rep = detect_channels(
+                res.theta, 1, res.update, norm_threshold=c.norm_bound, activation="erf"
+            )[0]
+            if kind == "channel" and rep.detected:
+                limit = glu_limit(res.theta[0], 1, "erf", rep.detected)
+                axes[0].axhline(
+                    limit.loss(X, y),
+                    color="k",
+                    ls=":",
+                    lw=1,
+                    label=f"GLU limit: {limit.loss(X, y):.6f}",
+                )
+                axes[1].plot(
+                    xs,
+                    limit.forward(X).detach(),
+                    ":",
+                    color="C2",
+                    lw=2,
+                    label="GLU limit c·σ(wx) + (vx)·σ'(wx)",
+                )
+        axes[0].set(
+            xlabel="parameter norm ‖θ‖", ylabel="loss", title="erf toy: loss along the flow"
+        )
+        axes[0].legend(fontsize=8)
+        axes[1].set(xlabel="x", title="fits at the end of the flow")
+        axes[1].legend(fontsize=8)
+        return [save_figure(fig, fig_dir / "channels_erf.png")]
+
+
+# --------------------------------------------------------------------------- jump procedure
+
+
+@dataclass(frozen=True)
+class JumpConfig(FlowSettings):
+    """The jump procedure on a Rosenbrock network of softplus units."""
+
+    d: int = 8  # input dimension (the paper: 8)
+    r: int = 8  # hidden units (the paper: 8)
+    n: int = 256  # training inputs, uniform in [−2, 2]^d
+    jumps: int = 6  # halvings of ε
+    jump_time: float = 1e4  # flow time after each halving (transients relax; ε barely moves)
+    search: int = 32  # initialisations tried to find a network ending in a channel
+    repeats: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("d", "r", "n", "jumps", "search"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` (={getattr(self, name)!r}) must be >= 1.")
+        if not self.jump_time > 0:
+            raise ValueError(f"`jump_time` (={self.jump_time!r}) must be > 0.")
+
+
+@register
+class ChannelsJump(Experiment):
+    name = "channels-jump"
+    summary = "Jump procedure along a channel: loss gap ∝ ε², sharpness ∝ 1/ε²"
+    Config = JumpConfig
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": dict(d=2, r=3, n=64, jumps=2, search=8, max_steps=4000),
+        "quick": dict(),
+        "paper": dict(n=1024, jumps=10, search=64, max_steps=100_000),
+    }
+    config: JumpConfig
+
+    def points(self) -> list[dict[str, Any]]:
+        c = self.config
+        return [dict(d=c.d, r=c.r, activation="softplus", target="rosenbrock")]
+
+    def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
+        c = self.config
+        d, r = params["d"], params["r"]
+        Xa, y = sweep_data(d, c.n, "rosenbrock", seed)
+        g = generator(seed, "channels-jump-init", d, r)
+        theta0 = glorot_init(c.search, r, d + 1, generator=g)
+        res = train_networks(c, theta0, Xa, y, "softplus")
+        reports = detect_channels(res.theta, d + 1, res.update, norm_threshold=c.norm_bound)
+        found = [e for e, rep in enumerate(reports) if rep.at_channel]
+        rows: list[Row] = [
+            dict(params, step=-1, metric="searched", value=float(c.search)),
+            dict(params, step=-1, metric="found", value=float(len(found))),
+        ]
+        if not found:
+            return rows
+        e = found[0]
+        theta = res.theta[e]
+        channel = reports[e].detected[0]
+        for step in range(c.jumps + 1):
+            if step:
+                theta = jump(theta, d + 1, channel, 0.5)
+                again = gradient_flow(
+                    theta[None],
+                    Xa,
+                    y,
+                    "softplus",
+                    norm_bound=1e300,
+                    gtol=c.gtol,
+                    t_max=c.jump_time,
+                    max_steps=c.max_steps,
+                    rtol=c.rtol,
+                )
+                theta = again.theta[0]
+                rep = detect_channels(
+                    again.theta, d + 1, again.update, norm_threshold=0.0, update_threshold=0.0
+                )[0]
+                match = [ch for ch in rep.channels if set(ch.neurons) == set(channel.neurons)]
+                if not match:
+                    break
+                channel = match[0]
+            limit = glu_limit(theta, d + 1, "softplus", (channel,))
+            L = float(loss(theta[None], Xa, y, "softplus")[0])
+            sharp = float(top_eigenvalue(theta[None], Xa, y, "softplus")[0])
+            values = dict(
+                epsilon=channel.epsilon,
+                loss=L,
+                loss_limit=limit.loss(Xa, y),
+                loss_gap=L - limit.loss(Xa, y),
+                sharpness=sharp,
+                c=channel.c,
+                a=channel.a,
+                cos_direction_centre=channel.cos_direction_centre(),
+                norm=float(torch.linalg.vector_norm(theta)),
+            )
+            rows += [dict(params, step=step, metric=k, value=v) for k, v in values.items()]
+        return rows
+
+    def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
+        t = table[table.step >= 0]
+        return t.pivot_table(index=["seed", "step"], columns="metric", values="value").reset_index()
+
+    def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        wide = self.summarize(table)
+        fig, axes = plt.subplots(1, 3, figsize=(13, 4), dpi=130)
+        if wide.empty:
+            for ax in axes:
+                ax.text(0.5, 0.5, "no channel found", ha="center", transform=ax.transAxes)
+            return [save_figure(fig, fig_dir / "channels_jump.png")]
+        eps = wide["epsilon"].to_numpy()
+        for ax, col, slope, label in (
+            (axes[0], "loss_gap", 2, "loss − GLU-limit loss"),
+            (axes[1], "sharpness", -2, "top Hessian eigenvalue"),
+        ):
+            vals = wide[col].to_numpy()
+            ok = vals > 0
+            ax.loglog(eps[ok], vals[ok], "o-", label="measured")
+            if ok.any():
+                ref = vals[ok][0] * (eps[ok] / eps[ok][0]) ** slope
+                ax.loglog(eps[ok], ref, "k--", lw=1, label=f"∝ ε^{slope}")
+                fit = (
+                    np.polyfit(np.log(eps[ok]), np.log(vals[ok]), 1)[0]
+                    if ok.sum() > 1
+                    else math.nan
+                )
+                ax.set_title(f"{label}: fitted slope {fit:.2f}")
+            ax.set(xlabel="ε")
+            ax.legend()
+        ax = axes[2]
+        for col in ("c", "a", "cos_direction_centre"):
+            ax.semilogx(eps, wide[col], "o-", label=col)
+        ax.set(xlabel="ε", title="limit quantities along the jumps")
+        ax.legend()
+        return [save_figure(fig, fig_dir / "channels_jump.png")]
