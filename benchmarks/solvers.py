@@ -6,6 +6,7 @@ Usage::
     galu bench solvers --sizes small           # = python benchmarks/solvers.py; minutes
     galu bench solvers --sizes issue           # (8192,64,256), (16384,64,128), (4096,64,64)
     galu bench solvers --sizes issue --contenders galu-cg,scnn-lsmr-f32   # a subset
+    galu bench solvers --sizes issue --redo 8192,64,256   # re-measure one shape, keep the rest
 
 Every contender fits the same model — ``f(x) = Σ_i <w_i, x> 1[<u_i, x> > 0]`` with the same gate
 vectors (scnn's strict gate; galu's ``Gate(at_zero=0.0)``), squared loss, no regulariser — on
@@ -358,6 +359,12 @@ def main() -> None:
     parser.add_argument(
         "--summary-only", action="store_true", help="recompute the summary from stored rows"
     )
+    parser.add_argument(
+        "--redo",
+        default="",
+        help="re-measure only these shapes of --sizes ('M,D,K' separated by ';') and replace "
+        "their rows in the stored results, keeping the other shapes' rows",
+    )
     parser.add_argument("--_child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     name = f"solvers-{args.sizes}{'-' + args.tag if args.tag else ''}"
@@ -378,8 +385,19 @@ def main() -> None:
     unknown = sorted(set(wanted) - set(CONTENDERS))
     if unknown:
         parser.error(f"--contenders must name only {CONTENDERS}; got {unknown}")
+    shapes = SIZES[args.sizes]
+    if args.redo:
+        try:
+            redo = [tuple(int(v) for v in part.split(",")) for part in args.redo.split(";")]
+        except ValueError:
+            redo = []
+        if not redo or any(shape not in shapes for shape in redo):
+            parser.error(
+                f"--redo must list shapes of --sizes {args.sizes} {shapes}; got {args.redo!r}"
+            )
+        shapes = redo
     rows, gemm = [], []
-    for m, d, k in SIZES[args.sizes]:
+    for m, d, k in shapes:
         shape = [str(m), str(d), str(k)]
         gemm += _child(["gemm", *shape])
         exact = _child(["galu-auto", *shape, "1e-10", "0", "0", str(args.repeats)])
@@ -423,11 +441,34 @@ def main() -> None:
         timestamp=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"{name}.csv"
-    table.assign(**stamp).to_csv(out, index=False)
-    pd.DataFrame(gemm).assign(**stamp).to_csv(RESULTS / f"{name}-gemm.csv", index=False)
-    write_summary(table.assign(**stamp), name)
+    out, gemm_out = RESULTS / f"{name}.csv", RESULTS / f"{name}-gemm.csv"
+    table, gemm_table = table.assign(**stamp), pd.DataFrame(gemm).assign(**stamp)
+    if args.redo:  # every row keeps its own timestamp: which run measured it stays visible
+        table, gemm_table = _merge(out, table, shapes), _merge(gemm_out, gemm_table, shapes)
+    _write_csv(table, out)
+    _write_csv(gemm_table, gemm_out)
+    write_summary(table, name)
     print(f"rows: {out}")
+
+
+def _merge(path: Path, new: pd.DataFrame, shapes: list[tuple[int, ...]]) -> pd.DataFrame:
+    """Stored rows of ``path`` with those of ``shapes`` replaced by ``new``, in size order."""
+    if not path.exists():
+        return new
+    old = pd.read_csv(path)
+    old_shapes = list(zip(old.m, old.d, old.k, strict=True))
+    redone = pd.Series(old_shapes).isin(shapes).to_numpy()
+    merged = pd.concat([old[~redone], new], ignore_index=True)
+    order = {shape: i for i, shape in enumerate(dict.fromkeys(old_shapes))}
+    key = [order.get(s, len(order)) for s in zip(merged.m, merged.d, merged.k, strict=True)]
+    return merged.assign(_key=key).sort_values("_key", kind="stable").drop(columns="_key")
+
+
+def _write_csv(table: pd.DataFrame, path: Path) -> None:
+    """Write atomically: a crash leaves the previous file, never half of one."""
+    tmp = path.with_suffix(".csv.tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(path)
 
 
 if __name__ == "__main__":
