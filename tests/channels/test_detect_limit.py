@@ -2,11 +2,13 @@
 limit quantity is known in closed form."""
 
 import itertools
+from dataclasses import replace
 
 import pytest
 import torch
 
 from galu.channels import (
+    activation,
     augment,
     detect_channels,
     forward,
@@ -41,15 +43,19 @@ def _pair_network(eps, c=0.7, a=1.3, seed=0, D=3, others=2):
 
 
 def _update_inside(theta, D, neurons, leak=0.0):
-    """An update in the coordinates of ``neurons`` plus ``leak`` of it elsewhere."""
+    """An update in the channel subspace of ``neurons`` (their output weights, and input-weight
+    moves within the span of their input vectors) plus ``leak`` of it elsewhere."""
     g = torch.Generator().manual_seed(7)
     u = torch.randn(theta.shape, generator=g, dtype=torch.float64)
     dW, da = unpack(u, D)
-    mask_W = torch.zeros_like(dW)
-    mask_a = torch.zeros_like(da)
-    mask_W[:, list(neurons)] = 1
-    mask_a[:, list(neurons)] = 1
-    inside = pack(dW * mask_W, da * mask_a)
+    W, _ = unpack(theta, D)
+    idx = list(neurons)
+    Q, sv, _ = torch.linalg.svd(W[0, idx].T, full_matrices=False)
+    Q = Q[:, sv > sv[0] * 1e-13]
+    inside_W, inside_a = torch.zeros_like(dW), torch.zeros_like(da)
+    inside_W[:, idx] = dW[:, idx] @ Q @ Q.T
+    inside_a[:, idx] = da[:, idx]
+    inside = pack(inside_W, inside_a)
     if not leak:
         return inside
     outside = u - inside
@@ -182,3 +188,78 @@ def test_parallel_vectors_of_different_lengths_pass_the_criteria_but_do_not_merg
     theta, _, _ = _pair_network(1e-4)
     rep = detect_channels(theta, 3, _update_inside(theta, 3, (0, 1)))[0]
     assert rep.glu_channels == rep.detected and rep.detected[0].merged
+
+
+def test_the_update_criterion_projects_onto_the_pair_input_vectors():
+    # With two hidden units the pair owns every parameter, so the criterion is only informative
+    # if input-weight moves count by their projection onto span{w_0, w_1} (science/channels.md).
+    theta, _, _ = _pair_network(1e-4, others=0, D=4)
+    inside = _update_inside(theta, 4, (0, 1))
+    assert detect_channels(theta, 4, inside)[0].at_channel
+    W, _ = unpack(theta, 4)
+    normal = torch.linalg.svd(W[0].T, full_matrices=True)[0][:, 2:]  # ⊥ span{w_0, w_1}
+    dW = torch.zeros_like(W)
+    dW[0, 0], dW[0, 1] = normal[:, 0], -normal[:, 1]  # both input vectors rotate out of the span
+    off = pack(dW, torch.zeros(1, 2, dtype=torch.float64))
+    off = off / off.norm() * 3 * inside.norm()  # 9× the squared norm inside
+    rep = detect_channels(theta, 4, inside + off)[0]
+    assert rep.channels[0].update_fraction == pytest.approx(1 / 10, rel=1e-9)
+    assert not rep.at_channel
+
+
+def _triple_network(eps, c=0.6, s=0.9, m=0.4, D=3):
+    """Three neurons at w + ε t_k u, t = (−1, 0, 1), a_k = c/3 + s t_k/(2ε) + m b_k/ε² with
+    b = (1, −2, 1): c = Σ a_k, v = s u and M = (2cε²/3 + 2m) uuᵀ stay finite as ε → 0."""
+    g = torch.Generator().manual_seed(4)
+    w = torch.randn(D, generator=g, dtype=torch.float64)
+    u = torch.randn(D, generator=g, dtype=torch.float64)
+    u = u / u.norm()
+    t = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)
+    b = torch.tensor([1.0, -2.0, 1.0], dtype=torch.float64)
+    W = w + eps * t[:, None] * u
+    a = c / 3 + s * t / (2 * eps) + m * b / eps**2
+    return pack(W[None], a[None])
+
+
+def test_three_merging_neurons_keep_a_finite_second_order_term():
+    Xa = augment(
+        torch.randn(200, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    )
+    with_M, without_M = [], []
+    for eps in (4e-3, 2e-3, 1e-3):
+        theta = _triple_network(eps)
+        rep = detect_channels(theta, 3, _update_inside(theta, 3, (0, 1, 2)), norm_threshold=0)[0]
+        (ch,) = rep.channels
+        assert ch.neurons == (0, 1, 2) and ch.c == pytest.approx(0.6, rel=1e-9)
+        assert ch.a == pytest.approx(0.9, rel=1e-9)
+        limit = glu_limit(theta[0], 3, "softplus", rep.channels)
+        (unit,) = limit.units
+        assert unit.M is not None
+        first_order = type(unit)(unit.c, unit.w, unit.v, None)
+        exact = forward(theta, Xa, "softplus")[0]
+        with_M.append(float((exact - limit.forward(Xa)).abs().max()))
+        without_M.append(float((exact - first_order(Xa, activation("softplus"))).abs().max()))
+    # With M the remainder is O(ε²) (the third- and fourth-order terms); without it, O(1).
+    assert with_M[0] / with_M[1] == pytest.approx(4, rel=0.05)
+    assert with_M[1] / with_M[2] == pytest.approx(4, rel=0.05)
+    assert min(without_M) > 1e3 * max(with_M)
+    # jump moves pairs only: it would not keep M.
+    with pytest.raises(ValueError, match=r"moves a pair of neurons; the channel has 3"):
+        jump(theta[0], 3, ch, 0.5)
+    # refine trains M along with the rest, never increasing the loss.
+    y = torch.tanh(Xa[:, 0]) * Xa[:, 1]
+    _, history = refine(limit, Xa, y, steps=40)
+    assert all(b <= a + 1e-15 for a, b in itertools.pairwise(history))
+    assert history[-1] < history[0]
+
+
+def test_limit_and_jump_name_bad_arguments():
+    theta, _, _ = _pair_network(1e-4)
+    ch = detect_channels(theta, 3, _update_inside(theta, 3, (0, 1)))[0].channels[0]
+    with pytest.raises(ValueError, match=r"`theta` must be one network, shape \(P,\) or \(1, P\)"):
+        glu_limit(torch.cat([theta, theta]), 3, "softplus", [ch])
+    with pytest.raises(ValueError, match=r"`channels` overlap: neuron 0 is in channel 0 and"):
+        glu_limit(theta[0], 3, "softplus", [ch, ch])
+    bad = replace(ch, neurons=(0, 9))
+    with pytest.raises(ValueError, match=r"names neuron 9, but the network has 4 hidden units"):
+        jump(theta[0], 3, bad, 0.5)

@@ -51,6 +51,23 @@ def test_rodas_flow_reaches_the_minimum_scipy_bdf_reaches():
     assert float(torch.linalg.eigvalsh(H[0])[0]) > 0  # a minimum, not a saddle
 
 
+def test_the_state_at_a_fixed_time_matches_a_tight_radau_solution():
+    # Accuracy, not only the end point: at t = 5 (mid-transient) RODAS4 at rtol 1e-6 sits within
+    # the tolerance of SciPy's Radau run at 1e-12 — a wrong tableau that stayed stable would
+    # still reach the minimum but miss this, its error estimate no longer tracking its error.
+    Xa, y, teacher, g = _teacher()
+    theta0 = teacher + 0.5 * torch.randn(teacher.shape, generator=g, dtype=torch.float64)
+    ref = gradient_flow_scipy(
+        theta0, Xa, y, "softplus", method="Radau", t_max=5.0, rtol=1e-12, atol=1e-14
+    )
+    assert ref.status == ["max_time"] and float(ref.time[0]) == 5.0
+    drift = float((ref.theta - theta0).norm())
+    for rtol, bound in ((1e-6, 1e-5), (1e-9, 1e-8)):
+        ours = gradient_flow(theta0, Xa, y, "softplus", t_max=5.0, rtol=rtol, atol=rtol * 1e-3)
+        assert ours.status == ["max_time"] and float(ours.time[0]) == pytest.approx(5.0)
+        assert float((ours.theta - ref.theta).norm()) < bound * drift
+
+
 def test_each_network_follows_its_own_trajectory_in_a_batch():
     # Batched GEMMs and LU sum in another order than single ones: trajectories agree to rounding
     # (the experiments therefore always integrate a point's whole seed list together).
@@ -120,5 +137,13 @@ def test_bad_arguments_are_named():
         gradient_flow(theta0, Xa, y, "erf", rtol=0)
     with pytest.raises(ValueError, match=r"`theta0` must be \(E, P\)"):
         gradient_flow(theta0[0], Xa, y, "erf")
+    with pytest.raises(ValueError, match=r"`max_steps` \(=0\) must be an integer >= 1"):
+        gradient_flow(theta0, Xa, y, "erf", max_steps=0)
+    with pytest.raises(ValueError, match=r"`Xa` has one data set per network \(3\) but there"):
+        gradient_flow(theta0, torch.stack([Xa] * 3), y, "erf")
+    with pytest.raises(ValueError, match=r"`Xa` has 40 inputs but `y` has 39 targets"):
+        descend(theta0, Xa, y[:-1], "erf")
+    with pytest.raises(ValueError, match=r"`theta0` must be one network"):
+        gradient_flow_scipy(torch.cat([theta0, theta0]), Xa, y, "erf")
     with pytest.raises(ValueError, match=r"`optimizer` \(='sgd'\) must be 'gd' or 'adam'"):
         descend(theta0, Xa, y, "erf", optimizer="sgd")

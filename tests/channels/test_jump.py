@@ -28,7 +28,7 @@ def test_jumps_scale_the_loss_gap_as_eps_squared_and_the_sharpness_as_its_invers
     reps = detect_channels(res.theta, 1, res.update, activation="erf")
     e = next(i for i, rep in enumerate(reps) if rep.at_channel)
     theta, channel = res.theta[e], reps[e].detected[0]
-    eps, gap, sharp, c = [], [], [], []
+    eps, gap, sharp, c, a = [], [], [], [], []
     for step in range(3):
         if step:
             theta = jump(theta, 1, channel, 0.5, activation="erf")
@@ -42,8 +42,10 @@ def test_jumps_scale_the_loss_gap_as_eps_squared_and_the_sharpness_as_its_invers
         gap.append(float(loss(theta[None], x, y, "erf")[0]) - limit.loss(x, y))
         sharp.append(float(top_eigenvalue(theta[None], x, y, "erf")[0]))
         c.append(channel.c)
+        a.append(channel.a)
     for k in (1, 2):
         assert eps[k] / eps[k - 1] == pytest.approx(0.5, rel=0.02)
         assert gap[k] / gap[k - 1] == pytest.approx(0.25, rel=0.05)
         assert sharp[k] / sharp[k - 1] == pytest.approx(4.0, rel=0.05)
         assert c[k] == pytest.approx(c[0], rel=1e-3)
+        assert a[k] == pytest.approx(a[0], rel=1e-3)

@@ -88,6 +88,22 @@ def test_top_eigenvalue_by_lanczos_equals_the_dense_spectrum():
     torch.testing.assert_close(got, want, rtol=1e-10, atol=0)
 
 
+def test_a_network_sharpness_does_not_depend_on_its_batch():
+    # Few Lanczos steps (5 < P = 30), so the estimate depends on the start vector: every network
+    # starts from the same one, whatever its position or company in the batch.
+    theta, Xa, y = _nets(E=4, r=5, d=4)
+    batch = top_eigenvalue(theta, Xa, y, "erf", steps=5)
+    alone = torch.stack(
+        [top_eigenvalue(theta[e : e + 1], Xa, y, "erf", steps=5)[0] for e in range(4)]
+    )
+    flipped = top_eigenvalue(theta.flip(0), Xa, y, "erf", steps=5).flip(0)
+    torch.testing.assert_close(batch, alone, rtol=1e-12, atol=0)
+    torch.testing.assert_close(batch, flipped, rtol=1e-12, atol=0)
+    H = derivatives(theta, Xa, y, "erf", hessian=True)[2]
+    top = torch.linalg.eigvalsh(H)[:, -1]
+    assert bool((batch <= top + 1e-12 * top.abs()).all())  # a Ritz value never exceeds the top
+
+
 def test_bad_shapes_and_names_are_named():
     theta, Xa, _y = _nets()
     with pytest.raises(ValueError, match=r"`activation` \(='relu'\) must be one of"):

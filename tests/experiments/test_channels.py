@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from galu.channels import glorot_init, gradient_flow
 from galu.data import matern_gp_sample, rosenbrock, rosenbrock_grid, standardize
 from galu.experiments.channels import (
     ChannelsErf,
@@ -18,6 +19,7 @@ from galu.experiments.channels import (
 )
 from galu.experiments.config import ConfigError
 from galu.runner import run_experiment
+from galu.seeding import generator
 
 
 @pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (10, 10), (17, 40), (1, 3)])
@@ -102,12 +104,24 @@ def test_sweep_rows_cover_every_target_with_the_flow_metrics():
     assert {r["target"] for r in rows} == set(exp.config.targets)
     metrics = {r["metric"] for r in rows}
     assert {"channel", "diverged", "undecided", "loss", "norm", "steps"} <= metrics
+    # Each network of the batch (one data set per target) ends where it ends when integrated
+    # alone on its own data.
+    c, (d, r) = exp.config, (exp.points()[0]["d"], exp.points()[0]["r"])
     for t in exp.config.targets:
-        by = {r["metric"]: r["value"] for r in rows if r["target"] == t}
-        assert by["channel"] <= by["diverged"]  # a channel has reached the norm bound
+        by = {row["metric"]: row["value"] for row in rows if row["target"] == t}
+        Xa, y = sweep_data(d, c.n, t, c.seed)
+        theta0 = glorot_init(1, r, d + 1, generator=generator(0, "channels-sweep-init", d, r))
+        alone = gradient_flow(theta0, Xa, y, "softplus", gtol=c.gtol, t_max=c.t_max,
+                              max_steps=200, rtol=c.rtol, norm_bound=c.norm_bound)  # fmt: skip
+        assert by["loss"] == pytest.approx(float(alone.loss[0]), rel=1e-8)
+        assert by["norm"] == pytest.approx(float(alone.norm[0]), rel=1e-8)
+        assert by["steps"] == float(alone.steps[0])
+        assert by["undecided"] == float(alone.status[0] in ("max_steps", "max_time"))
 
 
-@pytest.mark.parametrize("name", ["channels-toy", "channels-sweep", "channels-erf"])
+@pytest.mark.parametrize(
+    "name", ["channels-toy", "channels-sweep", "channels-erf", "channels-jump"]
+)
 def test_smoke_runs_write_rows_and_a_figure(tmp_path, name):
     res = run_experiment(
         name, preset="smoke", out=tmp_path, progress=False, overrides=dict(max_steps=400)

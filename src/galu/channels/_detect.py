@@ -5,8 +5,11 @@ A network is at a channel when (the paper's three criteria)
 1. its parameter norm is at least ``norm_threshold`` (10³: the gradient flow's stop norm);
 2. some pair of hidden neurons has input weight vectors ``w_i, w_j`` (bias included) with cosine
    distance ``1 − cos(w_i, w_j)`` below ``pair_threshold`` (10⁻³);
-3. more than ``update_threshold`` (90%) of the last parameter update lies in the channel's
-   subspace: the coordinates of the group's output weights and input weight vectors.
+3. more than ``update_threshold`` (90%) of the last parameter update's squared norm lies in the
+   channel subspace: the group's output-weight coordinates plus, for each member's input-weight
+   update, its projection onto the span of the group's input vectors ``{w_i}``. (Counting the
+   members' whole input-weight updates instead would make the criterion vacuous for two hidden
+   units, where the pair owns every parameter.)
 
 Neurons whose pairwise cosine distance is below ``group_threshold`` (10⁻²) are grouped (connected
 components), so three or more neurons form one multi-neuron channel. For an odd activation
@@ -18,8 +21,9 @@ around its centre ``w = mean_i w_i`` by the finite quantities that survive the l
 
     c = Σ_i a_i,     v = Σ_i a_i (w_i − w),     ε = max_i ‖w_i − w‖,     Δ = v / ‖v‖,
 
-so that ``Σ_i a_i σ(w_i·x̃) → c σ(w·x̃) + (v·x̃) σ'(w·x̃)``; for a pair, ``ε = ‖w_i − w_j‖/2`` and
-``‖v‖ = ε |a_i − a_j|`` (the paper's ``a``).
+so that ``Σ_i a_i σ(w_i·x̃) → c σ(w·x̃) + (v·x̃) σ'(w·x̃)`` for a pair, with ``ε = ‖w_i − w_j‖/2``
+and ``‖v‖ = ε |a_i − a_j|`` (the paper's ``a``). For three or more neurons a second-order term
+``½ x̃ᵀMx̃ σ''(w·x̃)`` can stay finite (see :mod:`galu.channels._limit`).
 
 Criterion 2 measures angles only. The GLU limit needs the vectors themselves to merge, which
 ``Channel.merged`` checks (``ε/‖w‖ < 0.05``, our addition): on the sweep, erf networks reached
@@ -53,7 +57,8 @@ class Channel:
         w: the centre ``mean_i w_i`` ``(D,)``.
         output_weights: the group's ``a_i``.
         cosine_distance: the smallest pairwise ``1 − cos(w_i, w_j)`` in the group.
-        update_fraction: share of the last update's squared norm inside the group's coordinates.
+        update_fraction: share of the last update's squared norm inside the channel subspace
+            (output weights, and input-weight updates projected onto ``span{w_i}``).
         is_channel: criteria 1–3 all hold.
     """
 
@@ -192,7 +197,11 @@ def detect_channels(
             sub = cos_dist[e][idx][:, idx]
             off = sub + torch.eye(len(group), dtype=sub.dtype) * 4.0  # ignore the diagonal
             closest = float(off.min())
-            inside = float((dW[e, idx] ** 2).sum() + (da[e, idx] ** 2).sum())
+            # Orthonormal basis of span{w_i : i in group} (rank-revealing: near-parallel
+            # vectors still span their difference direction, down to round-off).
+            basis, sv, _ = torch.linalg.svd(W[e, idx].T, full_matrices=False)
+            basis = basis[:, sv > sv[0] * 1e-13]
+            inside = float(((dW[e, idx] @ basis) ** 2).sum() + (da[e, idx] ** 2).sum())
             frac = inside / float(total[e]) if float(total[e]) > 0 else 0.0
             # Odd σ: flip members to the first one's orientation, (w, a) → (−w, −a).
             sign = torch.sign(cos[e, idx[0], idx]) if odd else torch.ones(len(group))

@@ -79,7 +79,8 @@ class FlowResult:
         time: flow time reached ``(E,)`` (steps taken for :func:`descend`).
         steps: accepted steps ``(E,)``.
         status: why each network stopped (``"diverged"`` at the norm bound, ``"converged"``
-            below ``gtol``, ``"max_time"``, ``"max_steps"``; ``"steps"`` for :func:`descend`).
+            below ``gtol``, ``"max_time"``, ``"max_steps"``; ``"steps"`` for :func:`descend`;
+            ``"failed"`` when SciPy's solver gave up in :func:`gradient_flow_scipy`).
         update: the last accepted step ``θ_end − θ_prev`` ``(E, P)``: the direction of motion
             that channel detection inspects.
         trace: per network, ``(time, loss, parameter norm)`` rows recorded every ``trace_every``
@@ -106,6 +107,36 @@ class FlowResult:
 def _check_positive(name: str, value: float) -> None:
     if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
         raise ValueError(f"`{name}` (={value!r}) must be a positive finite number.")
+
+
+def _check_settings(**values: float) -> None:
+    for name, value in values.items():
+        _check_positive(name, value)
+
+
+def _check_count(name: str, value: int, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{name}` (={value!r}) must be an integer >= {minimum}.")
+
+
+def _check_data(E: int, Xa: torch.Tensor, y: torch.Tensor) -> None:
+    """Inputs ``(n, D)`` or ``(E, n, D)``, targets ``(n,)`` or ``(E, n)``, with matching ``n``."""
+    if Xa.ndim not in (2, 3) or y.ndim not in (1, 2):
+        raise ValueError(
+            f"`Xa` must be (n, D) or (E, n, D) and `y` (n,) or (E, n); got shapes "
+            f"{tuple(Xa.shape)} and {tuple(y.shape)}."
+        )
+    for name, t, batched in (("Xa", Xa, Xa.ndim == 3), ("y", y, y.ndim == 2)):
+        if batched and t.shape[0] != E:
+            raise ValueError(
+                f"`{name}` has one data set per network ({t.shape[0]}) but there are {E} "
+                f"networks; shape {tuple(t.shape)}."
+            )
+    if Xa.shape[-2] != y.shape[-1]:
+        raise ValueError(
+            f"`Xa` has {Xa.shape[-2]} inputs but `y` has {y.shape[-1]} targets "
+            f"(shapes {tuple(Xa.shape)}, {tuple(y.shape)})."
+        )
 
 
 def _select(t: torch.Tensor, idx: torch.Tensor, per_network: bool) -> torch.Tensor:
@@ -144,17 +175,12 @@ def gradient_flow(
         trace_every: record ``(t, L, ‖θ‖)`` every this many accepted steps (0: never).
         progress: show a progress bar of finished networks.
     """
-    for name, value in (
-        ("norm_bound", norm_bound),
-        ("gtol", gtol),
-        ("t_max", t_max),
-        ("rtol", rtol),
-        ("atol", atol),
-        ("h0", h0),
-    ):
-        _check_positive(name, value)
+    _check_settings(norm_bound=norm_bound, gtol=gtol, t_max=t_max, rtol=rtol, atol=atol, h0=h0)
     if theta0.ndim != 2:
         raise ValueError(f"`theta0` must be (E, P); got shape {tuple(theta0.shape)}.")
+    _check_count("max_steps", max_steps, minimum=1)
+    _check_count("trace_every", trace_every, minimum=0)
+    _check_data(theta0.shape[0], Xa, y)
     sigma = activation(act)
     start = time.perf_counter()
     theta = theta0.clone()
@@ -206,6 +232,7 @@ def gradient_flow(
             if not active.numel():
                 break
         hs = h[active].clamp(max=(t_max - t[active]).clamp(min=1e-300))
+        t_start = t[active].clone()  # trace rows pair the state before the step with its time
         lu, piv, info = torch.linalg.lu_factor_ex(
             eye / (_GAMMA * hs)[:, None, None] + H
         )  # M = I/(γh) + H
@@ -243,7 +270,7 @@ def gradient_flow(
             for j in torch.nonzero(ok).flatten().tolist():
                 e = int(active[j])
                 if steps[e] % trace_every == 0:
-                    trace[e].append((float(t[e]), float(L[j]), float(pnorm[j])))
+                    trace[e].append((float(t_start[j]), float(L[j]), float(pnorm[j])))
     bar(0, close=True)
     return FlowResult(
         theta,
@@ -293,9 +320,21 @@ def gradient_flow_scipy(
     """One network's gradient flow (``theta0`` ``(P,)`` or ``(1, P)``) with SciPy's stiff solver
     (``method``), the analytic gradient and the analytic Hessian as Jacobian. The stopping rules
     of :func:`gradient_flow` are checked after every step of the solver (SciPy's event location
-    on the dense output failed to bracket the gradient-norm event on some runs)."""
+    on the dense output failed to bracket the gradient-norm event on some runs). Besides the
+    statuses of :func:`gradient_flow`, ``"failed"`` means SciPy's solver gave up (step size
+    underflow)."""
     from scipy.integrate import BDF, LSODA, Radau
 
+    if not (theta0.ndim == 1 or (theta0.ndim == 2 and theta0.shape[0] == 1)):
+        raise ValueError(
+            f"`theta0` must be one network, shape (P,) or (1, P); got {tuple(theta0.shape)}."
+        )
+    _check_settings(norm_bound=norm_bound, gtol=gtol, t_max=t_max, rtol=rtol, atol=atol)
+    _check_count("max_steps", max_steps, minimum=1)
+    if Xa.ndim != 2 or y.ndim != 1 or Xa.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"`Xa` must be (n, D) and `y` (n,); got shapes {tuple(Xa.shape)} and {tuple(y.shape)}."
+        )
     sigma = activation(act)
     th0 = theta0.reshape(1, -1).double()
     Xd, yd = Xa.double(), y.double()
@@ -360,6 +399,9 @@ def descend(
     _check_positive("lr", lr)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"`steps` (={steps!r}) must be a positive integer.")
+    if theta0.ndim != 2:
+        raise ValueError(f"`theta0` must be (E, P); got shape {tuple(theta0.shape)}.")
+    _check_data(theta0.shape[0], Xa, y)
     sigma = activation(act)
     start = time.perf_counter()
     theta = theta0.clone()

@@ -70,16 +70,44 @@ class LimitNetwork:
         return float(0.5 * ((self.forward(Xa) - y) ** 2).mean())
 
 
+def _one_network(theta: torch.Tensor, D: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(W, a)`` of a single network given as ``(P,)`` or ``(1, P)``."""
+    if not (theta.ndim == 1 or (theta.ndim == 2 and theta.shape[0] == 1)):
+        raise ValueError(
+            f"`theta` must be one network, shape (P,) or (1, P); got {tuple(theta.shape)} "
+            "(index a batch first, e.g. `theta[e]`)."
+        )
+    W, a = unpack(theta.reshape(1, -1).clone(), D)
+    return W[0], a[0]
+
+
+def _check_neurons(channels, r: int) -> list[int]:
+    seen: dict[int, int] = {}
+    for k, ch in enumerate(channels):
+        if len(ch.neurons) < 2:
+            raise ValueError(f"channel {k} has neurons {ch.neurons}; a channel needs at least two.")
+        for i in ch.neurons:
+            if not 0 <= i < r:
+                raise ValueError(
+                    f"channel {k} names neuron {i}, but the network has {r} hidden units "
+                    f"(valid: 0..{r - 1})."
+                )
+            if i in seen:
+                raise ValueError(
+                    f"`channels` overlap: neuron {i} is in channel {seen[i]} and channel {k}; "
+                    "each neuron can belong to one channel only."
+                )
+            seen[i] = k
+    return sorted(seen)
+
+
 def glu_limit(
     theta: torch.Tensor, D: int, act: str | Activation, channels: tuple[Channel, ...] | list
 ) -> LimitNetwork:
     """Replace each channel's neurons in the network ``theta`` ``(P,)`` by its limit unit
     (``M`` kept for groups of three or more neurons)."""
-    W, a = unpack(theta.reshape(1, -1), D)
-    W, a = W[0], a[0]
-    taken = sorted({i for ch in channels for i in ch.neurons})
-    if len(taken) != sum(len(ch.neurons) for ch in channels):
-        raise ValueError("`channels` overlap: each neuron can belong to one channel only.")
+    W, a = _one_network(theta, D)
+    taken = _check_neurons(channels, W.shape[0])
     units = []
     odd = activation(act).odd
     for ch in channels:
@@ -109,15 +137,23 @@ def jump(
     *,
     activation: str | Activation | None = None,
 ) -> torch.Tensor:
-    """The network ``theta`` ``(P,)`` with the channel's offsets ``δ_i`` scaled by ``factor``
-    (``ε → factor·ε``) and its output weights moved as little as possible (least norm) so that
-    ``c = Σ a_i`` and ``v = Σ a_i δ_i`` are unchanged: one step of the paper's jump procedure.
-    For a pair this is ``a_{i,j} = c/2 ± ‖v‖/(2·factor·ε)``. For an odd ``activation`` members
-    are compared in the first one's orientation (as in :func:`detect_channels`)."""
+    """The network ``theta`` ``(P,)`` with the pair's offsets ``δ_i`` scaled by ``factor``
+    (``ε → factor·ε``) and its output weights set so that ``c = Σ a_i`` and ``v = Σ a_i δ_i`` are
+    unchanged: one step of the paper's jump procedure, ``a_{i,j} = c/2 ± ‖v‖/(2·factor·ε)``. For
+    an odd ``activation`` members are compared in the first one's orientation (as in
+    :func:`detect_channels`).
+
+    Only pairs: for three or more neurons keeping ``c`` and ``v`` does not keep the finite
+    second-order term ``M = Σ a_i δ_i δ_iᵀ``, so the function would change at order one."""
     if not 0 < factor < 1:
         raise ValueError(f"`factor` (={factor!r}) must be in (0, 1).")
-    W, a = unpack(theta.reshape(1, -1).clone(), D)
-    W, a = W[0], a[0]
+    W, a = _one_network(theta, D)
+    _check_neurons([channel], W.shape[0])
+    if len(channel.neurons) != 2:
+        raise ValueError(
+            f"`jump` moves a pair of neurons; the channel has {len(channel.neurons)} "
+            f"({channel.neurons}), whose second-order term M it could not keep."
+        )
     idx = torch.tensor(channel.neurons)
     odd = activation is not None and to_activation(activation).odd
     sign = torch.sign(W[idx] @ W[idx[0]]) if odd else torch.ones(len(idx), dtype=W.dtype)

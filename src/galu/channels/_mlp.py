@@ -205,12 +205,17 @@ def top_eigenvalue(
 ) -> torch.Tensor:
     """The largest Hessian eigenvalue of each network ``(E,)`` (the sharpness), by Lanczos with
     full reorthogonalisation on Hessian-vector products (:func:`hvp`); ``min(steps, P)``
-    products per network."""
+    products per network. Every network starts from the same random vector (one ``(P,)`` draw
+    from ``generator``, default seed 0), so a network's value does not depend on its position
+    in the batch."""
     E, P = theta.shape
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"`steps` (={steps!r}) must be a positive integer.")
     k = min(steps, P)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    q = torch.randn(E, P, generator=gen, dtype=theta.dtype).to(theta.device)
+    q = torch.randn(P, generator=gen, dtype=theta.dtype).to(theta.device).expand(E, P)
     q = q / torch.linalg.vector_norm(q, dim=1, keepdim=True)
+    length = torch.full((E,), k, dtype=torch.long, device=theta.device)  # Krylov dimension
     Q = torch.zeros(E, k, P, dtype=theta.dtype, device=theta.device)
     alpha = torch.zeros(E, k, dtype=theta.dtype, device=theta.device)
     beta = torch.zeros(E, k, dtype=theta.dtype, device=theta.device)
@@ -224,9 +229,18 @@ def top_eigenvalue(
                 "ejp,ej->ep", Q[:, : j + 1], torch.einsum("ejp,ep->ej", Q[:, : j + 1], w)
             )
         b = torch.linalg.vector_norm(w, dim=1)
+        # Breakdown (an invariant subspace found): b at round-off relative to the entries of T.
+        scale = alpha[:, : j + 1].abs().amax(1) + (beta[:, :j].abs().amax(1) if j else 0.0)
+        broke = (b <= 1e-12 * scale) & (length == k)
+        length = torch.where(broke, j + 1, length)
+        b = torch.where(length <= j + 1, 0.0, b)
         beta[:, j] = b
         if j + 1 < k:
-            q = torch.where(b[:, None] > 1e-300, w / b.clamp(min=1e-300)[:, None], 0.0)
+            q = torch.where(b[:, None] > 0, w / b.clamp(min=1e-300)[:, None], 0.0)
+    # After a breakdown T is block diagonal; fill the unused diagonal with α₀, a Rayleigh
+    # quotient (≤ the top eigenvalue), so the padding never raises or sets the maximum.
+    pad = torch.arange(k, device=theta.device)[None, :] >= length[:, None]
+    alpha = torch.where(pad, alpha[:, :1], alpha)
     T = (
         torch.diag_embed(alpha)
         + torch.diag_embed(beta[:, :-1], 1)

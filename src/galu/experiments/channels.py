@@ -17,8 +17,9 @@ Every network is trained by full-batch gradient flow (``galu.channels.gradient_f
 Rosenbrock integrator, all initialisations of a point in one vectorised pass) until its parameter
 norm reaches ``norm_bound`` or its gradient vanishes, then analysed with the paper's three
 criteria (``detect_channels``). Per network the rows are ``metric ∈ {channel, diverged, loss,
-norm, steps, flow_time, channels, glu, pair, min_cos_distance, undecided, loss_limit,
-loss_refined, loss_gap}``:
+norm, steps, flow_time, channels, sharpness, glu, pair, min_cos_distance, epsilon, undecided,
+loss_limit, loss_refined, loss_gap}`` (``sharpness``: the top Hessian eigenvalue at the end):
+``epsilon`` is the smallest ``ε`` among the network's near-parallel groups (NaN if none);
 ``channel`` is 1 when the three criteria hold, ``glu`` when moreover a channel's input vectors
 have merged (``ε/‖w‖ < 0.05``: the GLU limit applies), ``pair`` when criteria 2 and 3 hold
 whatever the norm (finite-step optimisers stall at a channel's entrance, below the norm bound;
@@ -33,6 +34,7 @@ Optimisers with finite steps (``optimizer=gd|adam``) can replace the flow for co
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -68,6 +70,7 @@ METRICS = (
     "glu",
     "pair",
     "min_cos_distance",
+    "epsilon",
     "diverged",
     "undecided",
     "loss",
@@ -75,6 +78,7 @@ METRICS = (
     "steps",
     "flow_time",
     "channels",
+    "sharpness",
     "loss_limit",
     "loss_refined",
     "loss_gap",
@@ -97,7 +101,7 @@ class FlowSettings(BaseConfig):
 
     optimizer: Optimizer = "flow"  # gradient flow, or full-batch gd / adam for comparison
     norm_bound: float = 1e3  # stop the flow (and the first detection criterion) at this norm
-    gtol: float = 1e-10  # stop the flow when the gradient norm is below this
+    gtol: float = 1e-12  # stop the flow when the gradient norm is below this (flow's default)
     t_max: float = 1e14  # flow-time limit per network
     max_steps: int = 20_000  # integrator steps per network
     rtol: float = 1e-5  # local error tolerance of the adaptive step
@@ -138,7 +142,9 @@ def train_networks(c: FlowSettings, theta0, Xa, y, act: str) -> FlowResult:
 def network_rows(c: FlowSettings, res: FlowResult, Xa, y, act: str) -> list[list[Row]]:
     """Per network, the rows of the module docstring (without the point's parameters)."""
     D = Xa.shape[-1]
-    reports = detect_channels(res.theta, D, res.update, norm_threshold=c.norm_bound, activation=act)
+    reports = detect_channels(
+        res.theta, D, res.update, norm_threshold=c.norm_bound, activation=act, data=(Xa, y, act)
+    )
     out = []
     for e, rep in enumerate(reports):
         pairs = [
@@ -148,6 +154,7 @@ def network_rows(c: FlowSettings, res: FlowResult, Xa, y, act: str) -> list[list
             channel=float(rep.at_channel),
             pair=float(bool(pairs)),  # criteria 2 and 3 without the norm: finite-step optimisers
             min_cos_distance=min((ch.cosine_distance for ch in rep.channels), default=math.nan),
+            epsilon=min((ch.epsilon for ch in rep.channels), default=math.nan),
             diverged=float(res.status[e] == "diverged"),
             undecided=float(res.status[e] in ("max_steps", "max_time")),
             loss=float(res.loss[e]),
@@ -155,6 +162,7 @@ def network_rows(c: FlowSettings, res: FlowResult, Xa, y, act: str) -> list[list
             steps=float(res.steps[e]),
             flow_time=float(res.time[e]),
             channels=float(len(rep.detected)),
+            sharpness=float(rep.sharpness) if rep.sharpness is not None else math.nan,
         )
         rows["glu"] = float(bool(rep.glu_channels))
         if rep.glu_channels:
@@ -173,6 +181,23 @@ def _batch_seeds(config: BaseConfig, seeds: list[int]) -> list[int]:
     integrating the same batch whatever subset is pending keeps resumed runs bit-identical."""
     full = config.seeds()
     return full + [s for s in seeds if s not in full]
+
+
+def _train_seeds(
+    c: FlowSettings,
+    params: dict[str, Any],
+    seeds: list[int],
+    init: Callable[[int], torch.Tensor],
+    Xa: torch.Tensor,
+    y: torch.Tensor,
+    act: str,
+) -> dict[int, list[Row]]:
+    """Train the point's whole seed batch (``init(seed)`` gives each ``(1, P)`` start) on one data
+    set and return the rows of the seeds asked for."""
+    batch = _batch_seeds(c, seeds)
+    res = train_networks(c, torch.cat([init(s) for s in batch]), Xa, y, act)
+    per_net = dict(zip(batch, network_rows(c, res, Xa, y, act), strict=True))
+    return {s: [dict(params, **row) for row in per_net[s]] for s in seeds}
 
 
 def _fraction_table(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -236,20 +261,13 @@ class ChannelsToy(Experiment):
         return self.run_seeds(params, [seed])[seed]
 
     def run_seeds(self, params: dict[str, Any], seeds: list[int]) -> dict[int, list[Row]]:
-        c = self.config
-        Xa, y = toy_data(c.grid_side)
-        batch = _batch_seeds(c, seeds)
-        theta0 = torch.cat(
-            [
-                glorot_init(
-                    1, params["r"], 3, generator=generator(s, "channels-toy-init", params["r"])
-                )
-                for s in batch
-            ]
-        )
-        res = train_networks(c, theta0, Xa, y, params["activation"])
-        per_net = dict(zip(batch, network_rows(c, res, Xa, y, params["activation"]), strict=True))
-        return {s: [dict(params, **row) for row in per_net[s]] for s in seeds}
+        r = params["r"]
+        Xa, y = toy_data(self.config.grid_side)
+
+        def init(s: int) -> torch.Tensor:
+            return glorot_init(1, r, 3, generator=generator(s, "channels-toy-init", r))
+
+        return _train_seeds(self.config, params, seeds, init, Xa, y, params["activation"])
 
     def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
         return _fraction_table(table, ["r"])
@@ -542,15 +560,12 @@ class ChannelsErf(Experiment):
         return self.run_seeds(params, [seed])[seed]
 
     def run_seeds(self, params: dict[str, Any], seeds: list[int]) -> dict[int, list[Row]]:
-        c = self.config
-        X, y = erf_data(c.n)
-        batch = _batch_seeds(c, seeds)
-        theta0 = torch.cat(
-            [glorot_init(1, 2, 1, generator=generator(s, "channels-erf-init")) for s in batch]
-        )
-        res = train_networks(c, theta0, X, y, "erf")
-        per_net = dict(zip(batch, network_rows(c, res, X, y, "erf"), strict=True))
-        return {s: [dict(params, **row) for row in per_net[s]] for s in seeds}
+        X, y = erf_data(self.config.n)
+
+        def init(s: int) -> torch.Tensor:
+            return glorot_init(1, 2, 1, generator=generator(s, "channels-erf-init"))
+
+        return _train_seeds(self.config, params, seeds, init, X, y, "erf")
 
     def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
         """Per seed: where the flow ended, its loss and, for channels, the GLU limit's loss."""
@@ -602,8 +617,8 @@ class ChannelsErf(Experiment):
             rep = detect_channels(
                 res.theta, 1, res.update, norm_threshold=c.norm_bound, activation="erf"
             )[0]
-            if kind == "channel" and rep.detected:
-                limit = glu_limit(res.theta[0], 1, "erf", rep.detected)
+            if kind == "channel" and rep.glu_channels:
+                limit = glu_limit(res.theta[0], 1, "erf", rep.glu_channels)
                 axes[0].axhline(
                     limit.loss(X, y),
                     color="k",
@@ -676,7 +691,12 @@ class ChannelsJump(Experiment):
         theta0 = glorot_init(c.search, r, d + 1, generator=g)
         res = train_networks(c, theta0, Xa, y, "softplus")
         reports = detect_channels(res.theta, d + 1, res.update, norm_threshold=c.norm_bound)
-        found = [e for e, rep in enumerate(reports) if rep.at_channel]
+        # Networks ending in a merged pair channel (the jump moves pairs; see galu.channels.jump).
+        found = [
+            e
+            for e, rep in enumerate(reports)
+            if any(len(ch.neurons) == 2 for ch in rep.glu_channels)
+        ]
         rows: list[Row] = [
             dict(params, step=-1, metric="searched", value=float(c.search)),
             dict(params, step=-1, metric="found", value=float(len(found))),
@@ -685,7 +705,7 @@ class ChannelsJump(Experiment):
             return rows
         e = found[0]
         theta = res.theta[e]
-        channel = reports[e].detected[0]
+        channel = next(ch for ch in reports[e].glu_channels if len(ch.neurons) == 2)
         for step in range(c.jumps + 1):
             if step:
                 theta = jump(theta, d + 1, channel, 0.5)
@@ -705,7 +725,8 @@ class ChannelsJump(Experiment):
                     again.theta, d + 1, again.update, norm_threshold=0.0, update_threshold=0.0
                 )[0]
                 match = [ch for ch in rep.channels if set(ch.neurons) == set(channel.neurons)]
-                if not match:
+                if not match:  # the pair left the channel or a third unit joined it: stop, say so
+                    rows.append(dict(params, step=-1, metric="left_channel_at", value=float(step)))
                     break
                 channel = match[0]
             limit = glu_limit(theta, d + 1, "softplus", (channel,))
