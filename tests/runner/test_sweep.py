@@ -141,7 +141,11 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_every_point_exactly_on
     out = tmp_path / "sweep"
     log = tmp_path / "first.log"
     with open(log, "w") as fh:
-        proc = subprocess.Popen(_sweep_cmd(out), stdout=fh, stderr=subprocess.STDOUT)
+        # Its own process group, so the kill takes the pool's workers too (as `kill -9` of a
+        # job would): a killed parent alone left them orphaned for the rest of the session.
+        proc = subprocess.Popen(
+            _sweep_cmd(out), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + 120
     points = out / "points"
     while time.monotonic() < deadline:
@@ -150,7 +154,7 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_every_point_exactly_on
         if proc.poll() is not None:
             pytest.fail(f"sweep ended before it was killed: {log.read_text()[-2000:]}")
         time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     before = len(list(points.glob("*.json")))
