@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import resource
 import statistics
@@ -189,15 +190,21 @@ def _gemm_row(op, dtype, shape, flops, ours, plain, peak, repeats=7) -> dict:
                 peak_gflops=peak, of_peak=flops / t_ours / 1e9 / peak)  # fmt: skip
 
 
+@functools.cache
+def _peak(dtype: torch.dtype) -> float:
+    """The machine's best GEMM rate in GFLOP/s (a 4096³ matmul), measured once per process."""
+    A = torch.randn(4096, 4096, dtype=dtype)
+    return 2 * 4096**3 / _timed(lambda: A @ A, 3) / 1e9
+
+
 def _dtype_rows(X, G, y, shape, dtype) -> list[dict]:
     """The gated GEMMs and a whole CG step in ``dtype`` against plain matmuls."""
     from galu import ops
-    from galu.solvers._cg import cg, dual_preconditioner, kron_preconditioner
+    from galu.solvers._cg import cg, normal_operator
 
     m, d, k = shape
     name = str(dtype).removeprefix("torch.")
-    A = torch.randn(4096, 4096, dtype=dtype)
-    peak = 2 * 4096**3 / _timed(lambda: A @ A, 3) / 1e9  # the machine's best GEMM rate
+    peak = _peak(dtype)
     Xc, Gc, yc = X.to(dtype), G.to(dtype).contiguous(), y.to(dtype)
     Gt = Gc.T.contiguous()
     W = torch.randn(k, d, dtype=dtype)
@@ -210,19 +217,8 @@ def _dtype_rows(X, G, y, shape, dtype) -> list[dict]:
                   lambda: ops.lifted_rmatvec(Xc, Gc, yc, g_t=Gt), lambda: Gt @ Xr, peak),
     ]  # fmt: skip
     dual = k * d > m
-    if dual:
-        rhs = yc[None]
-        precond = dual_preconditioner(Xc, Gc, 0.0)
-
-        def apply(a):
-            return ops.lifted_matvec(Xc, Gc, ops.lifted_rmatvec(Xc, Gc, a[0], g_t=Gt))[None]
-    else:
-        rhs = ops.lifted_rmatvec(Xc, Gc, yc)[None]
-        precond = kron_preconditioner(Xc, Gc, 0.0)
-
-        def apply(v):
-            return ops.lifted_rmatvec(Xc, Gc, ops.lifted_matvec(Xc, Gc, v[0]), g_t=Gt)[None]
-
+    apply, precond = normal_operator(Xc, Gc, 0.0, dual, g_t=Gt)
+    rhs = yc[None] if dual else ops.lifted_rmatvec(Xc, Gc, yc)[None]
     steps = 20
     rows.append(_gemm_row(f"CG step ({'dual' if dual else 'primal'}; {steps} steps)", name,
                           shape, 2 * flops * steps, lambda: cg(apply, rhs, 1e-30, steps, precond),
@@ -240,8 +236,7 @@ def gemm_rows(m: int, d: int, k: int) -> list[dict]:
     for dtype in (torch.float32, torch.float64):
         rows += _dtype_rows(X, G, y, shape, dtype)
     if m <= 8192:  # the dual path's products (an m × m float64 system)
-        A = torch.randn(4096, 4096, dtype=torch.float64)
-        peak = 2 * 4096**3 / _timed(lambda: A @ A, 3) / 1e9
+        peak = _peak(torch.float64)
         Gt, XtT = G.T.contiguous(), X.T.contiguous()
         kflops = 2 * m * m * (d + k)
         kernel, plain = lambda: (X @ XtT).mul_(G @ Gt), lambda: (X @ XtT, G @ Gt)

@@ -2,7 +2,6 @@
 at a time, monotone loss, the erf toy's two outcomes, and the finite-step optimisers."""
 
 import itertools
-import math
 
 import pytest
 import torch
@@ -19,6 +18,7 @@ from galu.channels import (
     gradient_flow_scipy,
     loss,
 )
+from galu.data import erf_toy
 
 
 def _task(n=40, d=1, seed=0):
@@ -100,10 +100,7 @@ def test_the_erf_toy_ends_in_a_channel_or_on_the_duplicate_line():
     # Two erf units, no bias, a target whose optimum is at infinity (the paper's toy). Runs end
     # either in a channel (in either orientation: erf is odd) or on the line of critical points
     # where both units duplicate one neuron, whose loss is higher.
-    x = torch.linspace(-3, 3, 61, dtype=torch.float64)[:, None]
-    y = torch.erf((5 * x[:, 0] + 2.5) / math.sqrt(2)) + torch.erf(
-        (5 * x[:, 0] - 2.5) / math.sqrt(2)
-    )
+    x, y = erf_toy(61)
     theta0 = glorot_init(8, 2, 1, generator=torch.Generator().manual_seed(0))
     res = gradient_flow(theta0, x, y, "erf")
     reports = detect_channels(res.theta, 1, res.update, activation="erf")

@@ -2,8 +2,6 @@
 re-integration the loss gap to the GLU limit falls 4× and the sharpness grows 4× (the paper's
 L − L₀ ∝ ε², λ_max ∝ 1/ε²), while c and a stay put."""
 
-import math
-
 import pytest
 import torch
 
@@ -16,13 +14,11 @@ from galu.channels import (
     loss,
     top_eigenvalue,
 )
+from galu.data import erf_toy
 
 
 def test_jumps_scale_the_loss_gap_as_eps_squared_and_the_sharpness_as_its_inverse():
-    x = torch.linspace(-3, 3, 61, dtype=torch.float64)[:, None]
-    y = torch.erf((5 * x[:, 0] + 2.5) / math.sqrt(2)) + torch.erf(
-        (5 * x[:, 0] - 2.5) / math.sqrt(2)
-    )
+    x, y = erf_toy(61)
     theta0 = glorot_init(8, 2, 1, generator=torch.Generator().manual_seed(0))
     res = gradient_flow(theta0, x, y, "erf")
     reps = detect_channels(res.theta, 1, res.update, activation="erf")

@@ -59,6 +59,8 @@ class Channel:
         cosine_distance: the smallest pairwise ``1 − cos(w_i, w_j)`` in the group.
         update_fraction: share of the last update's squared norm inside the channel subspace
             (output weights, and input-weight updates projected onto ``span{w_i}``).
+        pair: criteria 2 and 3 hold, whatever the norm (finite-step optimisers stall at a
+            channel's entrance, below the norm bound; duplicated units also qualify).
         is_channel: criteria 1–3 all hold.
     """
 
@@ -71,6 +73,7 @@ class Channel:
     output_weights: tuple[float, ...]
     cosine_distance: float
     update_fraction: float
+    pair: bool
     is_channel: bool
 
     @property
@@ -123,6 +126,18 @@ class ChannelReport:
     def glu_channels(self) -> tuple[Channel, ...]:
         """Detected channels whose input vectors have merged: those with a GLU limit."""
         return tuple(ch for ch in self.detected if ch.merged)
+
+
+def oriented(
+    W: torch.Tensor, a: torch.Tensor, neurons, odd: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A group's input vectors ``(g, D)`` and output weights ``(g,)`` of one network (``W``
+    ``(r, D)``, ``a`` ``(r,)``), with each member flipped ``(w, a) → (−w, −a)`` to the first
+    one's orientation when ``odd`` (the same function for an odd σ); also the signs ``(g,)``."""
+    idx = torch.as_tensor(neurons)
+    sign = torch.sign(W[idx] @ W[idx[0]]) if odd else torch.ones(len(idx), dtype=W.dtype)
+    sign = torch.where(sign == 0, 1.0, sign)
+    return W[idx] * sign[:, None], a[idx] * sign, sign
 
 
 def _groups(cos_dist: torch.Tensor, threshold: float) -> list[list[int]]:
@@ -203,10 +218,8 @@ def detect_channels(
             basis = basis[:, sv > sv[0] * 1e-13]
             inside = float(((dW[e, idx] @ basis) ** 2).sum() + (da[e, idx] ** 2).sum())
             frac = inside / float(total[e]) if float(total[e]) > 0 else 0.0
-            # Odd σ: flip members to the first one's orientation, (w, a) → (−w, −a).
-            sign = torch.sign(cos[e, idx[0], idx]) if odd else torch.ones(len(group))
-            sign = torch.where(sign == 0, 1.0, sign).to(W.dtype)
-            Wg, ai = W[e, idx] * sign[:, None], a[e, idx] * sign
+            pair = closest < pair_threshold and frac > update_threshold
+            Wg, ai, _ = oriented(W[e], a[e], group, odd)
             centre = Wg.mean(0)
             offsets = Wg - centre
             v = (ai[:, None] * offsets).sum(0)
@@ -221,11 +234,8 @@ def detect_channels(
                     output_weights=tuple(float(x) for x in ai),
                     cosine_distance=closest,
                     update_fraction=frac,
-                    is_channel=bool(
-                        norms[e] >= norm_threshold
-                        and closest < pair_threshold
-                        and frac > update_threshold
-                    ),
+                    pair=pair,
+                    is_channel=pair and bool(norms[e] >= norm_threshold),
                 )
             )
         reports.append(

@@ -37,8 +37,8 @@ import torch
 
 from galu.channels._activations import Activation, activation
 from galu.channels._mlp import derivatives
-
-Status = Literal["diverged", "converged", "max_time", "max_steps"]
+from galu.nn._init import check_positive_int
+from galu.train._posterior import _Bar
 
 # RODAS4 in Hairer and Wanner's transformed form (ODE II, §IV.7; their code rodas.f): γ, the
 # stage-argument coefficients a_ij (row 6 also gives the solution before the last stage) and
@@ -66,6 +66,9 @@ _C = (
         -6.058818238834054,
     ),
 )
+
+
+_STOP_REASONS = ("diverged", "converged", "max_time", "max_steps")  # the order of the stop rules
 
 
 @dataclass(frozen=True)
@@ -104,14 +107,10 @@ class FlowResult:
         return torch.linalg.vector_norm(self.theta, dim=1)
 
 
-def _check_positive(name: str, value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ValueError(f"`{name}` (={value!r}) must be a positive finite number.")
-
-
-def _check_settings(**values: float) -> None:
+def _check_positive(**values: float) -> None:
     for name, value in values.items():
-        _check_positive(name, value)
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ValueError(f"`{name}` (={value!r}) must be a positive finite number.")
 
 
 def _check_count(name: str, value: int, *, minimum: int) -> None:
@@ -175,7 +174,7 @@ def gradient_flow(
         trace_every: record ``(t, L, ‖θ‖)`` every this many accepted steps (0: never).
         progress: show a progress bar of finished networks.
     """
-    _check_settings(norm_bound=norm_bound, gtol=gtol, t_max=t_max, rtol=rtol, atol=atol, h0=h0)
+    _check_positive(norm_bound=norm_bound, gtol=gtol, t_max=t_max, rtol=rtol, atol=atol, h0=h0)
     if theta0.ndim != 2:
         raise ValueError(f"`theta0` must be (E, P); got shape {tuple(theta0.shape)}.")
     _check_count("max_steps", max_steps, minimum=1)
@@ -198,7 +197,7 @@ def gradient_flow(
     trace: list[list[tuple[float, float, float]]] = [[] for _ in range(E)]
     eye = torch.eye(P, dtype=theta.dtype, device=theta.device)
     active = torch.arange(E)
-    bar = _progress(E, progress)
+    bar = _Bar(E, "gradient flow", progress)
     while active.numel():
         th = theta[active]
         Xs, ys = _select(Xa, active, per_x), _select(y, active, per_y)
@@ -206,29 +205,26 @@ def gradient_flow(
         assert H is not None
         gnorm = torch.linalg.vector_norm(g, dim=1)
         pnorm = torch.linalg.vector_norm(th, dim=1)
-        done = []
-        for j, e in enumerate(active.tolist()):
-            reason = (
-                "diverged"
-                if pnorm[j] >= norm_bound
-                else "converged"
-                if gnorm[j] <= gtol
-                else "max_time"
-                if t[e] >= t_max
-                else "max_steps"
-                if steps[e] >= max_steps or tries[e] >= 4 * max_steps
-                else ""
-            )
-            if reason:
-                status[e] = reason
-                final_loss[e], final_grad[e] = L[j], gnorm[j]
-                done.append(j)
-        if done:
-            keep = torch.ones(active.numel(), dtype=torch.bool)
-            keep[done] = False
+        # Stop rules in priority order; a network stops at the first that holds.
+        rules = torch.stack(
+            [
+                (pnorm >= norm_bound).cpu(),
+                (gnorm <= gtol).cpu(),
+                (t[active] >= t_max).cpu(),
+                (steps[active] >= max_steps) | (tries[active] >= 4 * max_steps),
+            ]
+        )
+        stop = rules.any(0)
+        if bool(stop.any()):
+            done = torch.nonzero(stop).flatten()
+            first = rules.to(torch.int8).argmax(0)
+            for j in done.tolist():
+                status[int(active[j])] = _STOP_REASONS[int(first[j])]
+            final_loss[active[done]], final_grad[active[done]] = L[done], gnorm[done]
+            keep = ~stop
             active, th, L, g, H = active[keep], th[keep], L[keep], g[keep], H[keep]
             Xs, ys = _select(Xa, active, per_x), _select(y, active, per_y)
-            bar(len(done))
+            bar.step(len(done))
             if not active.numel():
                 break
         hs = h[active].clamp(max=(t_max - t[active]).clamp(min=1e-300))
@@ -271,7 +267,7 @@ def gradient_flow(
                 e = int(active[j])
                 if steps[e] % trace_every == 0:
                     trace[e].append((float(t_start[j]), float(L[j]), float(pnorm[j])))
-    bar(0, close=True)
+    bar.close()
     return FlowResult(
         theta,
         final_loss,
@@ -283,24 +279,6 @@ def gradient_flow(
         trace if trace_every else [],
         time.perf_counter() - start,
     )
-
-
-def _progress(total: int, show: bool):
-    """A callable advancing a rich progress bar by finished networks (a no-op unless ``show``)."""
-    if not show:
-        return lambda n, close=False: None
-    from rich.progress import Progress
-
-    prog = Progress(transient=True)
-    task = prog.add_task("gradient flow", total=total)
-    prog.start()
-
-    def advance(n: int, close: bool = False) -> None:
-        prog.update(task, advance=n)
-        if close:
-            prog.stop()
-
-    return advance
 
 
 def gradient_flow_scipy(
@@ -329,7 +307,7 @@ def gradient_flow_scipy(
         raise ValueError(
             f"`theta0` must be one network, shape (P,) or (1, P); got {tuple(theta0.shape)}."
         )
-    _check_settings(norm_bound=norm_bound, gtol=gtol, t_max=t_max, rtol=rtol, atol=atol)
+    _check_positive(norm_bound=norm_bound, gtol=gtol, t_max=t_max, rtol=rtol, atol=atol)
     _check_count("max_steps", max_steps, minimum=1)
     if Xa.ndim != 2 or y.ndim != 1 or Xa.shape[0] != y.shape[0]:
         raise ValueError(
@@ -396,9 +374,8 @@ def descend(
     once; ``status`` is ``"steps"`` and ``time`` counts steps."""
     if optimizer not in ("gd", "adam"):
         raise ValueError(f"`optimizer` (={optimizer!r}) must be 'gd' or 'adam'.")
-    _check_positive("lr", lr)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"`steps` (={steps!r}) must be a positive integer.")
+    _check_positive(lr=lr)
+    check_positive_int("steps", steps)
     if theta0.ndim != 2:
         raise ValueError(f"`theta0` must be (E, P); got shape {tuple(theta0.shape)}.")
     _check_data(theta0.shape[0], Xa, y)

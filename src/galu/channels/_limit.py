@@ -20,7 +20,7 @@ import torch
 
 from galu.channels._activations import Activation, activation
 from galu.channels._activations import activation as to_activation
-from galu.channels._detect import Channel
+from galu.channels._detect import Channel, oriented
 from galu.channels._mlp import pack, unpack
 
 
@@ -111,11 +111,7 @@ def glu_limit(
     units = []
     odd = activation(act).odd
     for ch in channels:
-        idx = torch.tensor(ch.neurons)
-        # Odd σ: members in the first one's orientation, as detect_channels forms them.
-        sign = torch.sign(W[idx] @ W[idx[0]]) if odd else torch.ones(len(idx), dtype=W.dtype)
-        sign = torch.where(sign == 0, 1.0, sign)
-        Wg, ai = W[idx] * sign[:, None], a[idx] * sign
+        Wg, ai, _ = oriented(W, a, ch.neurons, odd)  # as detect_channels forms them
         centre = Wg.mean(0)
         offsets = Wg - centre
         M = (ai[:, None, None] * offsets[:, :, None] * offsets[:, None, :]).sum(0)
@@ -156,9 +152,7 @@ def jump(
         )
     idx = torch.tensor(channel.neurons)
     odd = activation is not None and to_activation(activation).odd
-    sign = torch.sign(W[idx] @ W[idx[0]]) if odd else torch.ones(len(idx), dtype=W.dtype)
-    sign = torch.where(sign == 0, 1.0, sign)
-    Wg, ag = W[idx] * sign[:, None], a[idx] * sign
+    Wg, ag, sign = oriented(W, a, channel.neurons, odd)
     centre = Wg.mean(0)
     offsets = (Wg - centre) * factor
     # Constraints B a' = b: Σ a' = c and Σ a'_k δ'_k = v (δ' the scaled offsets).

@@ -24,6 +24,7 @@ import math
 import torch
 
 from galu.channels._activations import Activation, activation
+from galu.nn._init import check_positive_int
 
 # Largest (E, n, P) Jacobian formed at once by `derivatives(hessian=True)` (16M float64: 128 MB).
 _JACOBIAN_ELEMENTS = 16 * 2**20
@@ -179,13 +180,22 @@ def hvp(
     v: torch.Tensor,
 ) -> torch.Tensor:
     """Hessian-vector products ``H_e v_e`` ``(E, P)`` without forming ``H`` (``O(n r d)`` each)."""
+    return _hvp_at(_hvp_state(theta, Xa, y, act), Xa, v)
+
+
+def _hvp_state(theta, Xa, y, act):
+    """What the products at ``theta`` share: ``a``, ``σ(Z)``, ``σ'(Z)``, ``σ''(Z)``, residuals."""
     sigma = activation(act)
     W, a = unpack(theta, Xa.shape[-1])
+    Z = _pre(Xa, W)
+    S = sigma.f(Z)
+    return a, S, sigma.d1(Z), sigma.d2(Z), (S * a[:, None, :]).sum(-1) - y
+
+
+def _hvp_at(state, Xa: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    a, S, S1, S2, e = state
     vW, va = unpack(v, Xa.shape[-1])
     n = Xa.shape[-2]
-    Z = _pre(Xa, W)
-    S, S1, S2 = sigma.f(Z), sigma.d1(Z), sigma.d2(Z)
-    e = (S * a[:, None, :]).sum(-1) - y  # (E, n)
     U = _pre(Xa, vW)  # x̃ · v_{w_i} (E, n, r)
     Jv = (a[:, None, :] * S1 * U + S * va[:, None, :]).sum(-1)  # (E, n)
     A = a[:, None, :]
@@ -209,19 +219,18 @@ def top_eigenvalue(
     from ``generator``, default seed 0), so a network's value does not depend on its position
     in the batch."""
     E, P = theta.shape
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"`steps` (={steps!r}) must be a positive integer.")
-    k = min(steps, P)
+    k = min(check_positive_int("steps", steps), P)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     q = torch.randn(P, generator=gen, dtype=theta.dtype).to(theta.device).expand(E, P)
     q = q / torch.linalg.vector_norm(q, dim=1, keepdim=True)
     length = torch.full((E,), k, dtype=torch.long, device=theta.device)  # Krylov dimension
+    state = _hvp_state(theta, Xa, y, act)  # θ is fixed: σ and the residuals once, not per step
     Q = torch.zeros(E, k, P, dtype=theta.dtype, device=theta.device)
     alpha = torch.zeros(E, k, dtype=theta.dtype, device=theta.device)
     beta = torch.zeros(E, k, dtype=theta.dtype, device=theta.device)
     for j in range(k):
         Q[:, j] = q
-        w = hvp(theta, Xa, y, act, q)
+        w = _hvp_at(state, Xa, q)
         alpha[:, j] = (w * q).sum(1)
         # Full reorthogonalisation against every earlier Lanczos vector (twice, for stability).
         for _ in range(2):

@@ -11,6 +11,7 @@ from galu.data.datasets import (
 )
 from galu.data.preprocess import PCAWhitener, whiten_dataset
 from galu.data.synthetic import (
+    erf_toy,
     matern_gp_sample,
     random_regression,
     rosenbrock,
@@ -23,6 +24,7 @@ __all__ = [
     "IMAGE_SHAPES",
     "Dataset",
     "PCAWhitener",
+    "erf_toy",
     "load_dataset",
     "matern_gp_sample",
     "random_regression",

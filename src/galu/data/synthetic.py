@@ -124,3 +124,15 @@ def standardize(y: torch.Tensor) -> torch.Tensor:
     centred = y - y.mean()
     sd = centred.pow(2).mean().sqrt()
     return centred / sd if float(sd) > 0 else centred
+
+
+def erf_toy(n: int = 201) -> tuple[torch.Tensor, torch.Tensor]:
+    """The channels paper's erf toy: ``x`` ``(n, 1)`` on ``[−3, 3]`` (no bias input) and
+    ``y = erf((5x+2.5)/√2) + erf((5x−2.5)/√2)`` ``(n,)``, whose best two-unit fit is at infinity."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"`n` (={n!r}) must be an integer >= 2.")
+    x = torch.linspace(-3.0, 3.0, n, dtype=torch.float64)[:, None]
+    y = torch.erf((5 * x[:, 0] + 2.5) / math.sqrt(2)) + torch.erf(
+        (5 * x[:, 0] - 2.5) / math.sqrt(2)
+    )
+    return x, y

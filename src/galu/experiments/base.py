@@ -90,6 +90,14 @@ def save_figure(fig: Any, path: Path) -> Path:
 _REGISTRY: dict[str, type[Experiment]] = {}
 
 
+class SeedBatched(Experiment):
+    """An experiment that computes a point's seeds together: it implements :meth:`run_seeds`,
+    and :meth:`run_point` is the one-seed case."""
+
+    def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
+        return self.run_seeds(params, [seed])[seed]
+
+
 def register(cls: type[Experiment]) -> type[Experiment]:
     """Class decorator adding an experiment to the registry under ``cls.name``."""
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:

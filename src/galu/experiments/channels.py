@@ -57,32 +57,14 @@ from galu.channels import (
     top_eigenvalue,
 )
 from galu.channels._flow import FlowResult
-from galu.data import matern_gp_sample, rosenbrock, rosenbrock_grid, standardize
-from galu.experiments.base import Experiment, Row, register, save_figure
+from galu.data import erf_toy, matern_gp_sample, rosenbrock, rosenbrock_grid, standardize
+from galu.experiments.base import Experiment, Row, SeedBatched, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.seeding import generator
 
 Optimizer = Literal["flow", "gd", "adam"]
 OPTIMIZERS: tuple[str, ...] = ("flow", "gd", "adam")
 ACTIVATION_NAMES: tuple[str, ...] = ("softplus", "erf")
-METRICS = (
-    "channel",
-    "glu",
-    "pair",
-    "min_cos_distance",
-    "epsilon",
-    "diverged",
-    "undecided",
-    "loss",
-    "norm",
-    "steps",
-    "flow_time",
-    "channels",
-    "sharpness",
-    "loss_limit",
-    "loss_refined",
-    "loss_gap",
-)
 
 
 def wilson_interval(k: float, n: float, z: float = 1.96) -> tuple[float, float]:
@@ -121,21 +103,22 @@ class FlowSettings(BaseConfig):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` (={getattr(self, name)!r}) must be >= 1.")
 
+    def flow_kwargs(self, **overrides: float) -> dict[str, Any]:
+        """The ``gradient_flow`` settings of this config (``overrides`` replace some)."""
+        kw: dict[str, Any] = dict(
+            norm_bound=self.norm_bound,
+            gtol=self.gtol,
+            t_max=self.t_max,
+            max_steps=self.max_steps,
+            rtol=self.rtol,
+        )
+        return kw | overrides
+
 
 def train_networks(c: FlowSettings, theta0, Xa, y, act: str) -> FlowResult:
     """Gradient flow (or gd / adam) of all networks of ``theta0`` on one data set."""
     if c.optimizer == "flow":
-        return gradient_flow(
-            theta0,
-            Xa,
-            y,
-            act,
-            norm_bound=c.norm_bound,
-            gtol=c.gtol,
-            t_max=c.t_max,
-            max_steps=c.max_steps,
-            rtol=c.rtol,
-        )
+        return gradient_flow(theta0, Xa, y, act, **c.flow_kwargs())
     return descend(theta0, Xa, y, act, optimizer=c.optimizer, lr=c.lr, steps=c.opt_steps)
 
 
@@ -147,12 +130,9 @@ def network_rows(c: FlowSettings, res: FlowResult, Xa, y, act: str) -> list[list
     )
     out = []
     for e, rep in enumerate(reports):
-        pairs = [
-            ch for ch in rep.channels if ch.cosine_distance < 1e-3 and ch.update_fraction > 0.9
-        ]
         rows = dict(
             channel=float(rep.at_channel),
-            pair=float(bool(pairs)),  # criteria 2 and 3 without the norm: finite-step optimisers
+            pair=float(any(ch.pair for ch in rep.channels)),  # criteria 2 and 3, any norm
             min_cos_distance=min((ch.cosine_distance for ch in rep.channels), default=math.nan),
             epsilon=min((ch.epsilon for ch in rep.channels), default=math.nan),
             diverged=float(res.status[e] == "diverged"),
@@ -168,8 +148,8 @@ def network_rows(c: FlowSettings, res: FlowResult, Xa, y, act: str) -> list[list
         if rep.glu_channels:
             limit = glu_limit(res.theta[e], D, act, rep.glu_channels)
             Xe, ye = (Xa[e] if Xa.ndim == 3 else Xa), (y[e] if y.ndim == 2 else y)
-            rows["loss_limit"] = limit.loss(Xe, ye)
-            rows["loss_refined"] = refine(limit, Xe, ye, steps=c.refine_steps)[0].loss(Xe, ye)
+            history = refine(limit, Xe, ye, steps=c.refine_steps)[1]  # starts at limit's loss
+            rows["loss_limit"], rows["loss_refined"] = history[0], history[-1]
             rows["loss_gap"] = rows["loss"] - rows["loss_refined"]
         out.append([dict(metric=k, value=v) for k, v in rows.items()])
     return out
@@ -242,7 +222,7 @@ def toy_data(side: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @register
-class ChannelsToy(Experiment):
+class ChannelsToy(SeedBatched):
     name = "channels-toy"
     summary = "2-D log-Rosenbrock toy: how often gradient flow ends in a channel, per width"
     Config = ToyConfig
@@ -256,9 +236,6 @@ class ChannelsToy(Experiment):
     def points(self) -> list[dict[str, Any]]:
         c = self.config
         return [dict(r=r, activation=c.activation, optimizer=c.optimizer) for r in c.widths]
-
-    def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
-        return self.run_seeds(params, [seed])[seed]
 
     def run_seeds(self, params: dict[str, Any], seeds: list[int]) -> dict[int, list[Row]]:
         r = params["r"]
@@ -375,7 +352,7 @@ def sweep_data(d: int, n: int, target: str, seed: int) -> tuple[torch.Tensor, to
 
 
 @register
-class ChannelsSweep(Experiment):
+class ChannelsSweep(SeedBatched):
     name = "channels-sweep"
     summary = "Fraction of gradient-flow runs ending in channels over d, r, activation, target"
     Config = SweepConfig
@@ -406,9 +383,6 @@ class ChannelsSweep(Experiment):
             for r in c.widths
             for a in c.activations
         ]
-
-    def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
-        return self.run_seeds(params, [seed])[seed]
 
     def run_seeds(self, params: dict[str, Any], seeds: list[int]) -> dict[int, list[Row]]:
         c = self.config
@@ -532,17 +506,13 @@ class ErfConfig(FlowSettings):
             raise ValueError(f"`n` (={self.n!r}) must be >= 2.")
 
 
-def erf_data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``x`` on ``[−3, 3]`` (no bias input) and ``y = erf((5x+2.5)/√2) + erf((5x−2.5)/√2)``."""
-    x = torch.linspace(-3.0, 3.0, n, dtype=torch.float64)[:, None]
-    y = torch.erf((5 * x[:, 0] + 2.5) / math.sqrt(2)) + torch.erf(
-        (5 * x[:, 0] - 2.5) / math.sqrt(2)
-    )
-    return x, y
+def erf_init(seed: int) -> torch.Tensor:
+    """The erf toy's Glorot-normal start ``(1, 4)`` for ``seed``: two units, no bias."""
+    return glorot_init(1, 2, 1, generator=generator(seed, "channels-erf-init"))
 
 
 @register
-class ChannelsErf(Experiment):
+class ChannelsErf(SeedBatched):
     name = "channels-erf"
     summary = "Two erf neurons, optimum at infinity: the flow runs into a channel; its GLU limit"
     Config = ErfConfig
@@ -556,16 +526,10 @@ class ChannelsErf(Experiment):
     def points(self) -> list[dict[str, Any]]:
         return [dict(r=2, activation="erf", optimizer=self.config.optimizer)]
 
-    def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
-        return self.run_seeds(params, [seed])[seed]
-
     def run_seeds(self, params: dict[str, Any], seeds: list[int]) -> dict[int, list[Row]]:
-        X, y = erf_data(self.config.n)
+        X, y = erf_toy(self.config.n)
 
-        def init(s: int) -> torch.Tensor:
-            return glorot_init(1, 2, 1, generator=generator(s, "channels-erf-init"))
-
-        return _train_seeds(self.config, params, seeds, init, X, y, "erf")
+        return _train_seeds(self.config, params, seeds, erf_init, X, y, "erf")
 
     def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
         """Per seed: where the flow ended, its loss and, for channels, the GLU limit's loss."""
@@ -581,7 +545,7 @@ class ChannelsErf(Experiment):
         import matplotlib.pyplot as plt
 
         c = self.config
-        X, y = erf_data(c.n)
+        X, y = erf_toy(c.n)
         wide = table.pivot_table(index="seed", columns="metric", values="value")
         # Trace one run of each outcome again: the first seed ending in a channel and the first
         # ending at a finite critical point (two units duplicating one).
@@ -594,19 +558,8 @@ class ChannelsErf(Experiment):
         axes[1].plot(xs, y, "k-", lw=2.5, label="target")
         styles = {"channel": "C0", "finite": "C1"}
         for kind, seed in sorted(picks.items()):
-            theta0 = glorot_init(1, 2, 1, generator=generator(seed, "channels-erf-init"))
-            res = gradient_flow(
-                theta0,
-                X,
-                y,
-                "erf",
-                norm_bound=c.norm_bound,
-                gtol=c.gtol,
-                t_max=c.t_max,
-                max_steps=c.max_steps,
-                rtol=c.rtol,
-                trace_every=1,
-            )
+            theta0 = erf_init(seed)
+            res = gradient_flow(theta0, X, y, "erf", **c.flow_kwargs(), trace_every=1)
             tr = np.array(res.trace[0]) if res.trace[0] else np.zeros((0, 3))
             label = f"seed {seed}: " + ("channel" if kind == "channel" else "duplicate units")
             if len(tr):
@@ -619,13 +572,8 @@ class ChannelsErf(Experiment):
             )[0]
             if kind == "channel" and rep.glu_channels:
                 limit = glu_limit(res.theta[0], 1, "erf", rep.glu_channels)
-                axes[0].axhline(
-                    limit.loss(X, y),
-                    color="k",
-                    ls=":",
-                    lw=1,
-                    label=f"GLU limit: {limit.loss(X, y):.6f}",
-                )
+                L_limit = limit.loss(X, y)
+                axes[0].axhline(L_limit, color="k", ls=":", lw=1, label=f"GLU limit: {L_limit:.6f}")
                 axes[1].plot(
                     xs,
                     limit.forward(X).detach(),
@@ -714,11 +662,7 @@ class ChannelsJump(Experiment):
                     Xa,
                     y,
                     "softplus",
-                    norm_bound=1e300,
-                    gtol=c.gtol,
-                    t_max=c.jump_time,
-                    max_steps=c.max_steps,
-                    rtol=c.rtol,
+                    **c.flow_kwargs(norm_bound=1e300, t_max=c.jump_time),
                 )
                 theta = again.theta[0]
                 rep = detect_channels(
@@ -729,14 +673,14 @@ class ChannelsJump(Experiment):
                     rows.append(dict(params, step=-1, metric="left_channel_at", value=float(step)))
                     break
                 channel = match[0]
-            limit = glu_limit(theta, d + 1, "softplus", (channel,))
+            L_limit = glu_limit(theta, d + 1, "softplus", (channel,)).loss(Xa, y)
             L = float(loss(theta[None], Xa, y, "softplus")[0])
             sharp = float(top_eigenvalue(theta[None], Xa, y, "softplus")[0])
             values = dict(
                 epsilon=channel.epsilon,
                 loss=L,
-                loss_limit=limit.loss(Xa, y),
-                loss_gap=L - limit.loss(Xa, y),
+                loss_limit=L_limit,
+                loss_gap=L - L_limit,
                 sharpness=sharp,
                 c=channel.c,
                 a=channel.a,

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from galu.data.synthetic import clustered_task
-from galu.experiments.base import Experiment, Row, plot_mean_sd, register, save_figure
+from galu.experiments.base import Row, SeedBatched, plot_mean_sd, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.nn import ReLUNet, ShallowGaLU
 from galu.seeding import derive_seed, generator
@@ -83,7 +83,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @register
-class Generalization(Experiment):
+class Generalization(SeedBatched):
     name = "generalization"
     summary = "Train/test loss under label noise on clustered data; exact GaLU's gap vs ‖W‖²"
     Config = GeneralizationConfig
@@ -116,9 +116,6 @@ class Generalization(Experiment):
     def _gates(self, seed: int) -> torch.Tensor:
         c = self.config
         return sample_gate_vectors(c.k, c.d, generator=generator(seed, "gates", c.k, c.d))
-
-    def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
-        return self.run_seeds(params, [seed])[seed]
 
     def run_seeds(self, params: dict[str, Any], seeds: list[int]) -> dict[int, list[Row]]:
         c = self.config

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from galu.data import random_regression
-from galu.experiments.base import Experiment, Row, plot_mean_sd, register, save_figure
+from galu.experiments.base import Row, SeedBatched, plot_mean_sd, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.nn import ReLUNet, ShallowGaLU
 from galu.seeding import derive_seed, generator
@@ -106,7 +106,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @register
-class Memorization(Experiment):
+class Memorization(SeedBatched):
     name = "memorization"
     summary = "Training MSE on random labels vs kd/m: ReLU, GaLU (Adam), exact GaLU, hill climbing"
     Config = MemorizationConfig
@@ -130,9 +130,6 @@ class Memorization(Experiment):
 
     def _gates(self, k: int, d: int, seed: int, m: int) -> torch.Tensor:
         return sample_gate_vectors(k, d, generator=generator(seed, "gates", m, k, d))
-
-    def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
-        return self.run_seeds(params, [seed])[seed]
 
     def run_seeds(self, params: dict[str, Any], seeds: list[int]) -> dict[int, list[Row]]:
         m, d, k, model = params["m"], params["d"], params["k"], params["model"]

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from galu.data import random_regression
-from galu.experiments.base import Experiment, Row, plot_mean_sd, register, save_figure
+from galu.experiments.base import Row, SeedBatched, plot_mean_sd, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.nn import GaLU0, ReLUNet
 from galu.seeding import derive_seed, generator
@@ -81,7 +81,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @register
-class MinWidth(Experiment):
+class MinWidth(SeedBatched):
     name = "min-width"
     summary = "Smallest width reaching training MSE < 0.3 on random vector targets: ReLU vs GaLU0"
     Config = MinWidthConfig
@@ -120,9 +120,6 @@ class MinWidth(Experiment):
             eval_every=max(1, min(100, c.steps // 10)),
         )
         return {s: r.reached_target for s, r in zip(seeds, results, strict=True)}
-
-    def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
-        return self.run_seeds(params, [seed])[seed]
 
     def run_seeds(self, params: dict[str, Any], seeds: list[int]) -> dict[int, list[Row]]:
         """Binary searches for all seeds in lockstep; seeds probing the same width train in one

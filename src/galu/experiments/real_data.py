@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from galu.data import DATASETS, Dataset, PCAWhitener, load_dataset
-from galu.experiments.base import Experiment, Row, plot_mean_sd, register, save_figure
+from galu.experiments.base import Row, SeedBatched, plot_mean_sd, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.gates import Gate
 from galu.nn import GaLU0, ReLUNet
@@ -86,7 +86,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @register
-class RealData(Experiment):
+class RealData(SeedBatched):
     name = "real-data"
     summary = "Test accuracy after PCA-64: ReLU vs GaLU0 (hard/sigmoid gates) vs linear network"
     Config = RealDataConfig
@@ -130,9 +130,6 @@ class RealData(Experiment):
             "sigmoid", scale=params["scale"]
         )
         return GaLU0(features, [k, k], classes, bias=True, gate=gate, generator=g)
-
-    def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
-        return self.run_seeds(params, [seed])[seed]
 
     def run_seeds(self, params: dict[str, Any], seeds: list[int]) -> dict[int, list[Row]]:
         c = self.config

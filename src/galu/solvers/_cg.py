@@ -104,25 +104,28 @@ def cg(
         r.sub_(alpha * q)
         z = precondition(r)
         rz_new = (r * z).sum(dims)
-        p = z + _ratio(rz_new, rz).reshape(shape) * p
+        p = p.mul_(_ratio(rz_new, rz).reshape(shape)).add_(z)  # z + β p, in place
         rz = rz_new
         it += 1
     rr = (r * r).sum(dims)
     return delta, it, bool((rr <= stop).all())
 
 
-def gate_directions(X: torch.Tensor, G: torch.Tensor) -> torch.Tensor | None:
+def gate_directions(
+    X: torch.Tensor, G: torch.Tensor, XtX: torch.Tensor | None = None
+) -> torch.Tensor | None:
     """Unit-norm ``(k, d)``: row ``i`` is the direction of ``x`` that best predicts gate ``i``
     (least squares of ``g_i − mean(g_i)`` on ``X``), each row normalised, then the whole matrix.
 
     For half-space gates ``1[u_i·x >= 0]`` on symmetric data the row is ``∝ u_i`` (whitened), so
     ``Ψ vec(W₀)`` is a sum of ReLUs. ``None`` when no gate correlates linearly with ``x``.
+    ``XtX``: ``XᵀX`` in float64, if the caller has it.
     """
     # Xᵀ(G − 1μᵀ) = XᵀG − (Xᵀ1)μᵀ: the GEMMs run in X's precision, the d × d solve in float64.
-    XtX = (X.T @ X).double()
-    XtG = (X.T @ G).double() - X.sum(0).double()[:, None] * G.mean(0).double()[None, :]
-    B = torch.linalg.lstsq(XtX, XtG).solution  # (d, k)
+    XtX = (X.T @ X).double() if XtX is None else XtX
     mu = G.mean(0).double()
+    XtG = (X.T @ G).double() - X.sum(0).double()[:, None] * mu[None, :]
+    B = torch.linalg.lstsq(XtX, XtG).solution  # (d, k)
     varying = (G * G).mean(0).double() - mu**2 > 1e-12 * float((G * G).mean())  # not constant
     B = B * varying
     norms = torch.linalg.vector_norm(B, dim=0)
@@ -145,8 +148,9 @@ def kron_preconditioner(X: torch.Tensor, G: torch.Tensor, ridge: float) -> Opera
     largest are floored (dead or repeated gates make ``A`` singular).
     """
     m = X.shape[0]
-    la, Qa = torch.linalg.eigh((G.T @ G).double() / m)
-    lc, Qc = torch.linalg.eigh((X.T @ X).double())
+    A, C = (G.T @ G).double() / m, (X.T @ X).double()
+    la, Qa = torch.linalg.eigh(A)
+    lc, Qc = torch.linalg.eigh(C)
     prod = la.clamp(min=0)[:, None] * lc.clamp(min=0)[None, :] + ridge
     inv = 1.0 / prod.clamp(min=1e-10 * float(prod.max()))
     Qa, Qc, inv = Qa.to(X.dtype), Qc.to(X.dtype), inv.to(X.dtype)
@@ -154,10 +158,10 @@ def kron_preconditioner(X: torch.Tensor, G: torch.Tensor, ridge: float) -> Opera
     def kron_inv(V: torch.Tensor) -> torch.Tensor:
         return Qa @ ((Qa.T @ V @ Qc) * inv) @ Qc.T
 
-    W0 = gate_directions(X, G)
+    W0 = gate_directions(X, G, C)
     if W0 is None:
         return kron_inv
-    Aw = (G.T @ G).double() / m @ W0.double() @ (X.T @ X).double()
+    Aw = A @ W0.double() @ C
     normal = ops.lifted_rmatvec(X, G, ops.lifted_matvec(X, G, W0)).double()
     gamma = float((W0.double() * (normal - Aw)).sum())  # ‖w₀‖ = 1
     if not gamma > 0:
@@ -190,18 +194,18 @@ def dual_preconditioner(X: torch.Tensor, G: torch.Tensor, ridge: float) -> Opera
     cols = []
     if mu_norm > 0:
         cols.append((G @ mu / mu_norm)[:, None] * X)  # (m, d)
+    F = torch.cat(cols, 1) if cols else torch.zeros(m, 0, dtype=X.dtype, device=X.device)
     W0 = gate_directions(X, G)
     if W0 is not None:
         f0 = ops.lifted_matvec(X, G, W0).double()  # (m,)
-        F1 = torch.cat(cols, 1).double() if cols else torch.zeros(m, 0, dtype=torch.float64)
+        F1 = F.double()
         f0K = float((ops.lifted_rmatvec(X, G, f0.to(X.dtype)).double() ** 2).sum())
         f0F = float(((F1.T @ f0) ** 2).sum())
         diag_part = float((f0**2 * (dK.double() - (F1**2).sum(1))).sum())
         denom = float((f0**2).sum()) ** 2 - float((f0**4).sum())
         gamma = (f0K - f0F - diag_part) / denom if denom > 0 else 0.0
         if gamma > 0:
-            cols.append((math.sqrt(gamma) * f0).to(X.dtype)[:, None])
-    F = torch.cat(cols, 1) if cols else torch.zeros(m, 0, dtype=X.dtype, device=X.device)
+            F = torch.cat([F, (math.sqrt(gamma) * f0).to(X.dtype)[:, None]], 1)
     D = torch.maximum(dK - (F * F).sum(1), 0.1 * dK) + ridge
     Di = 1.0 / D.clamp(min=torch.finfo(X.dtype).tiny)
     if F.shape[1] == 0:
@@ -215,6 +219,27 @@ def dual_preconditioner(X: torch.Tensor, G: torch.Tensor, ridge: float) -> Opera
         return (Di * R).sub_(((R @ DiF) @ Si) @ DiF.T)
 
     return apply
+
+
+def normal_operator(
+    X: torch.Tensor, G: torch.Tensor, ridge: float, dual: bool, *, g_t: torch.Tensor | None = None
+) -> tuple[Operator, Operator]:
+    """CG's operator and preconditioner: ``(ΨΨᵀ + λI)`` on ``(o, m)`` with the Woodbury
+    preconditioner when ``dual``, else ``(ΨᵀΨ + λI)`` on ``(o, k, d)`` with the Kronecker one;
+    GEMMs in ``X``'s precision (``g_t``: a contiguous ``Gᵀ``, see ``ops.lifted_rmatvec``)."""
+    if dual:
+
+        def apply(a: torch.Tensor) -> torch.Tensor:  # (o, m) -> (o, m), per output
+            out = ops.lifted_matvec(X, G, ops.lifted_rmatvec(X, G, a.T, g_t=g_t)).T
+            return out.add_(a, alpha=ridge) if ridge else out
+
+        return apply, dual_preconditioner(X, G, ridge)
+
+    def apply_primal(a: torch.Tensor) -> torch.Tensor:  # (o, k, d) -> (o, k, d)
+        out = ops.lifted_rmatvec(X, G, ops.lifted_matvec(X, G, a), g_t=g_t)
+        return out.add_(a, alpha=ridge) if ridge else out
+
+    return apply_primal, kron_preconditioner(X, G, ridge)
 
 
 def refined_cg(
@@ -247,31 +272,9 @@ def refined_cg(
     inner_tol = max(tol, INNER_TOL.get(inner, 1e-3))
     m, o, k, d = X.shape[0], Y.shape[1], G.shape[1], X.shape[1]
     dual = k * d > m
+    apply, precondition = normal_operator(X_in, G_in, ridge, dual, g_t=Gt_in)
     if dual:
-
-        def apply(a: torch.Tensor) -> torch.Tensor:  # (o, m) -> (o, m): (ΨΨᵀ + λI) per output
-            if o == 1:
-                w = ops.lifted_rmatvec(X_in, G_in, a[0], g_t=Gt_in)  # (k, d)
-                out = ops.lifted_matvec(X_in, G_in, w)[None]
-            else:
-                w = ops.lifted_rmatvec(X_in, G_in, a.T, g_t=Gt_in)  # (o, k, d)
-                out = ops.lifted_matvec(X_in, G_in, w).T
-            return out.add_(a, alpha=ridge) if ridge else out
-
         alpha = torch.zeros(o, m, dtype=X.dtype, device=X.device)
-        precondition = dual_preconditioner(X_in, G_in, ridge)
-    else:
-
-        def apply(a: torch.Tensor) -> torch.Tensor:  # (o, k, d) -> (o, k, d): (ΨᵀΨ + λI)
-            if o == 1:
-                out = ops.lifted_rmatvec(
-                    X_in, G_in, ops.lifted_matvec(X_in, G_in, a[0]), g_t=Gt_in
-                )[None]
-            else:
-                out = ops.lifted_rmatvec(X_in, G_in, ops.lifted_matvec(X_in, G_in, a), g_t=Gt_in)
-            return out.add_(a, alpha=ridge) if ridge else out
-
-        precondition = kron_preconditioner(X_in, G_in, ridge)
 
     W = torch.zeros(o, k, d, dtype=X.dtype, device=X.device)
     ynorm = torch.linalg.vector_norm(Y, dim=0)

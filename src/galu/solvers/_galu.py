@@ -350,17 +350,7 @@ def _solve_svd(X, G, Y, ridge):
 
 
 def _lsqr_run(X, G, Y, ridge, tol, max_iter):
-    """Plain LSQR on ``Ψ`` in ``X``'s precision; one output takes the 2-D (no einsum) path."""
-    if Y.shape[1] == 1:
-        y = Y[:, 0]
-        return lsqr(
-            lambda v: ops.lifted_matvec(X, G, v[0])[:, None],  # (1, k, d) -> (m, 1)
-            lambda u: ops.lifted_rmatvec(X, G, u[:, 0])[None],  # (m, 1) -> (1, k, d)
-            y[:, None],
-            damp=math.sqrt(ridge),
-            tol=tol,
-            max_iter=max_iter,
-        )
+    """Plain LSQR on ``Ψ`` in ``X``'s precision."""
     return lsqr(
         lambda v: ops.lifted_matvec(X, G, v),  # (o, k, d) -> (m, o)
         lambda u: ops.lifted_rmatvec(X, G, u),  # (m, o) -> (o, k, d)

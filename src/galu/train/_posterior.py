@@ -135,9 +135,9 @@ class _Bar:
             self.bar.start()
             self.task = self.bar.add_task(label, total=total)
 
-    def step(self) -> None:
+    def step(self, n: int = 1) -> None:
         if self.bar is not None:
-            self.bar.advance(self.task)
+            self.bar.advance(self.task, n)
 
     def close(self) -> None:
         if self.bar is not None:
