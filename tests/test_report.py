@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -35,8 +36,8 @@ def test_report_is_self_contained_and_holds_every_part(sweep_dir, tmp_path):
     page = build_report([sweep_dir], tmp_path / "r.html").read_text()
     assert page.count('src="data:image/png;base64,') == 2  # one figure per lr cell
     assert not re.search(r'(src|href)="(http|//)', page)  # nothing fetched from anywhere
-    for part in ("Summary (mean over seeds)", "Results", "Resolved config", "version: torch",
-                 "compute seconds", "Sweep calls"):  # fmt: skip
+    for part in ("Summary (mean over seeds, per lr)", "Results", "Resolved config",
+                 "version: torch", "compute seconds", "Sweep calls"):  # fmt: skip
         assert part in page, part
     assert page.count('class="sortable"') == 3  # sweep calls, summary, results
 
@@ -95,3 +96,17 @@ def test_report_in_headless_chromium(sweep_dir, tmp_path):
         assert errors == []
     finally:
         driver.quit()
+
+
+def test_a_sweep_summary_is_split_by_its_grid_axis(sweep_dir):
+    from galu.runner import plot_run
+
+    _, summary = plot_run(sweep_dir)
+    assert list(summary.columns[:2]) == ["lr", "kd/m"]
+    assert sorted(set(summary["lr"])) == [0.01, 0.02]
+    # Each lr's relu column is that lr's own mean (not the mean over both rates).
+    table = pd.read_csv(sweep_dir / "results.csv")
+    for lr, part in summary.groupby("lr"):
+        rows = table[(table.lr == lr) & (table.model == "relu") & (table.metric == "train_mse")]
+        means = rows.assign(r=rows.k * rows.d / rows.m).groupby("r")["value"].mean()
+        assert part["relu"].tolist() == pytest.approx(means.tolist(), rel=1e-12)

@@ -8,11 +8,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    # Help texts are plain text: `[bench]` in an install hint must print as written.
+    rich_markup_mode=None,
     help="galu: gated linear networks — run, resume and plot reproducible experiments.",
 )
 console = Console()
@@ -20,17 +23,102 @@ err = Console(stderr=True)
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    # Messages quote user input and exceptions: printed as text, never parsed as markup.
+    err.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code=2)
 
 
 def _print_frame(df, title: str) -> None:
-    table = Table(title=title, show_lines=False)
+    table = Table(title=escape(title), show_lines=False)
     for col in df.columns:
-        table.add_column(str(col), justify="right")
+        table.add_column(escape(str(col)), justify="right")
     for row in df.itertuples(index=False):
-        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
+        table.add_row(*[escape(f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row])
     console.print(table)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from galu import __version__
+
+        typer.echo(f"galu {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """galu: gated linear networks — run, resume and plot reproducible experiments."""
+
+
+def _show_config(name: str, preset: str) -> None:
+    from galu.experiments import ConfigError, config_table, get_experiment
+
+    try:
+        frame = config_table(get_experiment(name), preset)
+    except ConfigError as exc:
+        _fail(str(exc))
+    typer.echo(f"{name}: config keys at preset {preset!r} (value, then the class default)")
+    value_col = f"value ({preset})"
+    for row in frame.to_dict("records"):
+        typer.echo(f"  {row['key']}: {row['type']} = {row[value_col]}  (default {row['default']})")
+        if row["description"]:
+            typer.echo(f"      {row['description']}")
+    typer.echo("change a key with --set key=value; sweep it with galu sweep --grid key=v1,v2")
+
+
+def _report_outcome(result, name: str, preset: str) -> None:
+    """What `run` and `sweep` print after the engine returns (summary, failures, paths)."""
+    from galu.runner.engine import summary_title
+    from galu.runner.lock import describe_holder
+    from galu.runner.sweep import read_failures
+
+    if result.took_over is not None:
+        err.print(f"took over a stale lock left by {escape(describe_holder(result.took_over))}")
+    if result.summary is not None:
+        title = summary_title(_axes_of(result.path))
+        _print_frame(result.summary, f"{name} ({preset}): {title}")
+    state = "interrupted" if result.interrupted else ("resumed" if result.resumed else "finished")
+    workers = f" on {result.backend} × {result.workers}" if result.workers else ""
+    console.print(
+        f"{state}: {result.done}/{result.total} (point, seed) pairs done, {result.failed} "
+        f"failed; this call ran {result.ran}{workers} in {result.seconds:.1f} s",
+        markup=False,
+    )
+    for rec in read_failures(result.path)[:5]:
+        text = escape(f"seed={rec['seed']} {rec['params']}: {rec['error']}")
+        err.print(f"[red]failed[/] {text}")
+    if result.failed:
+        err.print(
+            escape(
+                f"{result.failed} failed: tracebacks in {result.path / 'failed'}; "
+                "--retry-failed reruns them."
+            )
+        )
+    # Paths go out unwrapped so they can be copied or parsed.
+    typer.echo(f"results table: {result.path / 'results.csv'}")
+    for fig in result.figures:
+        typer.echo(f"figure:        {fig}")
+    if result.interrupted:
+        typer.echo(f"re-run the same command (--out {result.path}) to resume.")
+        raise typer.Exit(code=130)
+    if result.failed:
+        raise typer.Exit(code=1)
+
+
+def _axes_of(path: Path) -> dict:
+    from galu.runner.rundir import RunDir
+
+    return RunDir(path).read_config().get("grid") or {}
+
+
+_PROGRESS_EVERY = typer.Option(
+    help="seconds between plain progress lines when stderr is not a terminal (logs, nohup)"
+)
 
 
 @app.command("list")
@@ -60,30 +148,32 @@ def run_cmd(
         list[str] | None,
         typer.Option("--set", help="override a config key: --set key=value (repeatable)"),
     ] = None,
-    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    threads: Annotated[
+        int | None, typer.Option(help="torch threads (default: torch's, all cores)")
+    ] = None,
+    retry_failed: Annotated[bool, typer.Option(help="run failed points again")] = False,
+    show_config: Annotated[
+        bool, typer.Option(help="list the experiment's config keys, types and values; run nothing")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="show progress")] = True,
+    progress_every: Annotated[float, _PROGRESS_EVERY] = 30.0,
 ) -> None:
     """Run (or resume) an experiment and write results.csv, figures and config.json."""
     from galu.experiments import ConfigError
     from galu.runner import RunDirError, run_experiment
 
+    if show_config:
+        _show_config(name, preset)
+        return
     try:
         result = run_experiment(
-            name, preset=preset, out=out, seed=seed, overrides=set_ or [], progress=progress
-        )
-    except (ConfigError, RunDirError) as exc:
+            name, preset=preset, out=out, seed=seed, overrides=set_ or [], progress=progress,
+            progress_every=progress_every, threads=threads, retry_failed=retry_failed,
+        )  # fmt: skip
+    except (ConfigError, RunDirError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
         return
-    if result.summary is not None:
-        _print_frame(result.summary, f"{name} ({preset}): mean over seeds")
-    state = "interrupted" if result.interrupted else ("resumed" if result.resumed else "finished")
-    console.print(f"{state}: {result.done}/{result.total} (point, seed) pairs done")
-    # Paths go out unwrapped so they can be copied or parsed.
-    typer.echo(f"results table: {result.path / 'results.csv'}")
-    for fig in result.figures:
-        typer.echo(f"figure:        {fig}")
-    if result.interrupted:
-        typer.echo(f"re-run with --out {result.path} to resume.")
-        raise typer.Exit(code=130)
+    _report_outcome(result, name, preset)
 
 
 @app.command("reproduce")
@@ -96,22 +186,31 @@ def reproduce_cmd(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="base seed for every experiment")] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    retry_failed: Annotated[bool, typer.Option(help="run failed points again")] = False,
 ) -> None:
     """Run every experiment of a paper: one folder per experiment plus index.md."""
     from galu.experiments import ConfigError
     from galu.runner import RunDirError, reproduce
 
     try:
-        root, results = reproduce(paper, preset=preset, out=out, seed=seed, progress=progress)
-    except (ConfigError, RunDirError, FileNotFoundError) as exc:
+        root, results = reproduce(
+            paper, preset=preset, out=out, seed=seed, progress=progress, retry_failed=retry_failed
+        )
+    except (ConfigError, RunDirError, FileNotFoundError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
         return
     for res in results:
-        typer.echo(f"{res.path.name:>15}: {res.done}/{res.total} done, {res.path / 'results.csv'}")
+        failed = f", {res.failed} failed" if res.failed else ""
+        typer.echo(
+            f"{res.path.name:>15}: {res.done}/{res.total} done{failed}, {res.path / 'results.csv'}"
+        )
     typer.echo(f"index: {root / 'index.md'}")
     if any(r.interrupted for r in results):
         typer.echo(f"re-run with --out {root} to resume.")
         raise typer.Exit(code=130)
+    if any(r.failed for r in results):
+        typer.echo(f"some points failed: tracebacks in {root}/*/failed/; --retry-failed reruns")
+        raise typer.Exit(code=1)
 
 
 @app.command("sweep")
@@ -139,12 +238,13 @@ def sweep_cmd(
         int, typer.Option(help="torch threads per point (same on every backend)")
     ] = 1,
     retry_failed: Annotated[bool, typer.Option(help="run failed points again")] = False,
-    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    progress: Annotated[bool, typer.Option(help="show progress")] = True,
+    progress_every: Annotated[float, _PROGRESS_EVERY] = 30.0,
 ) -> None:
     """Run (or resume) a grid of an experiment's points on a backend; rows land as they finish."""
     from galu.experiments import ConfigError
     from galu.runner import RunDirError
-    from galu.runner.sweep import read_failures, run_sweep
+    from galu.runner.sweep import run_sweep
 
     try:
         res = run_sweep(
@@ -159,28 +259,12 @@ def sweep_cmd(
             threads=threads,
             retry_failed=retry_failed,
             progress=progress,
+            progress_every=progress_every,
         )
     except (ConfigError, RunDirError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
         return
-    except KeyboardInterrupt:
-        err.print(f"interrupted; re-run the same command (--out {out}) to resume.")
-        raise typer.Exit(code=130) from None
-    console.print(
-        f"{res.done}/{res.total} (point, seed) pairs done, {res.failed} failed; this call ran "
-        f"{res.ran} on {res.backend} × {res.workers} in {res.seconds:.1f} s"
-    )
-    for rec in read_failures(res.path)[:5]:
-        err.print(f"[red]failed[/] seed={rec['seed']} {rec['params']}: {rec['error']}")
-    if res.failed:
-        err.print(
-            f"{res.failed} failed: tracebacks in {res.path / 'failed'}; --retry-failed reruns them."
-        )
-    typer.echo(f"results table: {res.path / 'results.csv'}")
-    for fig in res.figures:
-        typer.echo(f"figure:        {fig}")
-    if res.failed:
-        raise typer.Exit(code=1)
+    _report_outcome(res, name, preset)
 
 
 @app.command("report")
@@ -215,7 +299,9 @@ def plot_cmd(
         _fail(str(exc))
         return
     if summary is not None:
-        _print_frame(summary, str(run_dir))
+        from galu.runner.engine import summary_title
+
+        _print_frame(summary, f"{run_dir}: {summary_title(_axes_of(run_dir))}")
     for fig in figures:
         typer.echo(f"figure: {fig}")
 

@@ -2,8 +2,9 @@
 
 Everything is inline — figures as base64 PNG, CSS, a few lines of JavaScript that sort tables
 on a header click — so the file can be mailed, attached or opened offline. Per run: the
-figures, the summary (mean over seeds) and the full results as sortable tables, failures with
-their errors, the resolved config and grid, versions and device, and timings.
+figures, the summary (mean over seeds, per cell of a sweep's grid) and the full results as
+sortable tables, failures with their errors, the resolved config and grid, versions and
+device, and timings.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from galu.runner.engine import summary_title
 from galu.runner.rundir import RunDir, RunDirError, atomic_write_text
 from galu.runner.sweep import read_failures
 
@@ -92,10 +94,11 @@ def _meta(pairs: list[tuple[str, Any]]) -> str:
 def _summary(record: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame | None:
     from galu.experiments import get_experiment
     from galu.experiments.config import ConfigError
+    from galu.runner.engine import summarize_cells
 
     try:
-        exp = get_experiment(record["experiment"]).from_saved(record["config"])
-        return exp.summarize(table)
+        cls = get_experiment(record["experiment"])
+        return summarize_cells(cls, record["config"], record.get("grid") or {}, table)
     except (ConfigError, KeyError, TypeError, ValueError):
         return None
 
@@ -153,7 +156,8 @@ def _section(index: int, path: Path, max_rows: int) -> tuple[str, str]:
     if not table.empty:
         summary = _summary(record, table)
         if summary is not None and not summary.empty:
-            parts.append("<h3>Summary (mean over seeds)</h3>" + _table(summary, max_rows))
+            title = summary_title(record.get("grid"))
+            parts.append(f"<h3>Summary ({html.escape(title)})</h3>" + _table(summary, max_rows))
         parts.append("<h3>Results</h3>" + _table(table, max_rows))
     else:
         parts.append("<p>No finished points yet.</p>")

@@ -3,13 +3,17 @@
 Rows are a deterministic function of (params, seed) computed with torch, so any backend must
 reproduce them bit for bit. ``sleep`` slows each point down (for the kill test); a point with
 ``x == fail_on`` raises while the file named by ``GALU_TOY_FAIL_FILE`` exists (a transient
-failure that ``--retry-failed`` can then clear).
+failure that ``--retry-failed`` can then clear), with ``fail_text`` appended to its message; a
+point with ``x == crash_on`` kills its own process (a worker dying in native code or of OOM).
+``GALU_TOY_PID_DIR``, when set, names a folder where each point leaves a file named after the
+pid of the process that ran it (so a test can find the workers).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,6 +31,8 @@ class ToyConfig(BaseConfig):
     scale: float = 1.0
     sleep: float = 0.0
     fail_on: int = -1
+    fail_text: str = ""
+    crash_on: int = -1
     repeats: int = 2
 
 
@@ -45,7 +51,11 @@ class Toy(Experiment):
             params["x"] == self.config.fail_on
             and Path(os.environ.get("GALU_TOY_FAIL_FILE", "/nonexistent")).exists()
         ):
-            raise ValueError(f"toy failure at x={params['x']}")
+            raise ValueError(f"toy failure at x={params['x']}{self.config.fail_text}")
+        if params["x"] == self.config.crash_on:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if os.environ.get("GALU_TOY_PID_DIR"):
+            (Path(os.environ["GALU_TOY_PID_DIR"]) / str(os.getpid())).touch()
         time.sleep(self.config.sleep)
         g = torch.Generator().manual_seed(seed * 1000 + params["x"])
         a = torch.randn(64, 64, generator=g, dtype=torch.float64)

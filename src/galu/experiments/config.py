@@ -113,25 +113,28 @@ def resolve(
     presets: Mapping[str, Mapping[str, Any]],
     preset: str,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    source: str = "--set",
 ) -> Any:
     """Config from the class defaults, then ``presets[preset]``, then ``overrides``.
 
-    Unknown keys and unknown presets raise :class:`ConfigError` naming the valid choices.
+    Unknown keys and unknown presets raise :class:`ConfigError` naming the valid choices;
+    ``source`` names where ``overrides`` came from in that message (``--set``, ``--grid``).
     """
     if preset not in presets:
         raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(presets)}.")
     types_ = _field_types(config_cls)
     values: dict[str, Any] = {}
-    for source, mapping in (
+    for origin, mapping in (
         ("preset " + repr(preset), presets[preset]),
-        ("--set", overrides or {}),
+        (source, overrides or {}),
     ):
         for key, value in mapping.items():
             if key not in types_:
                 close = difflib.get_close_matches(key, types_, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
                 raise ConfigError(
-                    f"unknown config key {key!r} (from {source}).{hint} "
+                    f"unknown config key {key!r} (from {origin}).{hint} "
                     f"Valid keys: {', '.join(types_)}."
                 )
             values[key] = coerce(key, types_[key], value)
@@ -150,3 +153,65 @@ def parse_overrides(items: list[str] | None) -> dict[str, str]:
         key, value = item.split("=", 1)
         out[key.strip()] = value.strip()
     return out
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (tuple, list):
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "none"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _field_comments(config_cls: type) -> dict[str, str]:
+    """The ``# comment`` after each field in the config classes' source (their documentation)."""
+    import inspect
+    import re
+
+    out: dict[str, str] = {}
+    for klass in reversed(config_cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):
+            continue
+        for line in lines:
+            m = re.match(r"\s+(\w+)\s*:[^#]*#\s*(.+)$", line)
+            if m and not m.group(2).startswith(("type:", "fmt:", "noqa")):
+                out[m.group(1)] = m.group(2).strip()
+    out.setdefault("seed", "base seed; repeat r runs with seed + r")
+    out.setdefault("repeats", "independent repeats (seeds) per grid point")
+    return out
+
+
+def config_table(cls: Any, preset: str) -> Any:
+    """Every config key of experiment class ``cls``: type, value at ``preset``, default and
+    description, as a DataFrame (what ``galu run NAME --show-config`` prints)."""
+    import pandas as pd
+
+    config = resolve(cls.Config, cls.presets, preset)
+    defaults = cls.Config()
+    comments = _field_comments(cls.Config)
+    rows = []
+    for name, tp in _field_types(cls.Config).items():
+        value, default = getattr(config, name), getattr(defaults, name)
+
+        def show(v: Any) -> str:
+            return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+
+        rows.append(
+            {
+                "key": name,
+                "type": _type_name(tp),
+                f"value ({preset})": show(value),
+                "default": show(default),
+                "description": comments.get(name, ""),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -37,6 +37,7 @@ def reproduce(
     out: Path | str | None = None,
     seed: int | None = None,
     progress: bool = True,
+    retry_failed: bool = False,
 ) -> tuple[Path, list[RunResult]]:
     """Run (or resume) every experiment of ``paper`` into ``out/<experiment>/`` and write
     ``out/index.md`` and ``out/index.json``. Returns the folder and the runs' results."""
@@ -51,7 +52,10 @@ def reproduce(
     )
     results = []
     for name in PAPERS[paper]:
-        res = run_experiment(name, preset=preset, out=root / name, seed=seed, progress=progress)
+        res = run_experiment(
+            name, preset=preset, out=root / name, seed=seed, progress=progress,
+            retry_failed=retry_failed,
+        )  # fmt: skip
         results.append(res)
         if res.interrupted:
             break
@@ -63,6 +67,7 @@ def reproduce(
             dict(
                 experiment=name,
                 done=res.done,
+                failed=res.failed,
                 total=res.total,
                 results=str((res.path / "results.csv").relative_to(root)),
                 figures=rel,
@@ -71,7 +76,9 @@ def reproduce(
         lines += [
             f"## {name}",
             "",
-            f"{res.done}/{res.total} (point, seed) pairs done; [results.csv]({name}/results.csv)",
+            f"{res.done}/{res.total} (point, seed) pairs done"
+            + (f", {res.failed} failed (see {name}/failed/)" if res.failed else "")
+            + f"; [results.csv]({name}/results.csv)",
             "",
         ]
         lines += [f"![{name}]({f})" for f in rel] + [""]

@@ -7,6 +7,8 @@ Layout::
     DIR/results.csv        every row of every finished point (rebuilt atomically from points/)
     DIR/figures/*.png      the experiment's figures
     DIR/log.txt            one line per finished point
+    DIR/failed/<id>.json   one failed (point, seed): error and traceback (atomic write)
+    DIR/.galu.lock         held by the one process writing here (see :mod:`galu.runner.lock`)
 
 A point file appears only once its rows are complete (write to a temporary file, ``fsync``,
 ``os.replace``), so a crash or ``kill`` leaves either the whole point or nothing; re-running
@@ -16,34 +18,80 @@ skips every point that has a file, so nothing is done twice or duplicated.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import platform
 import subprocess
 import tempfile
+import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _umask() -> int:
+    """The process's umask (read by setting it, so under a lock: threads share it)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+_UMASK_LOCK = threading.Lock()
+
+_WRITE_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space, then re-run the same command to resume "
+    "(finished points are kept)",
+    errno.EDQUOT: "the disk quota is exhausted: free some space, then re-run the same command "
+    "to resume (finished points are kept)",
+    errno.EROFS: "the file system is read-only: choose another --out",
+    errno.EACCES: "the directory is not writable: choose another --out or fix its permissions",
+    errno.EPERM: "the directory is not writable: choose another --out or fix its permissions",
+    errno.ENOTDIR: "a path component is a file, not a directory: choose another --out",
+    errno.EEXIST: "a path component is a file, not a directory: choose another --out",
+}
+
+
+@contextlib.contextmanager
+def write_error(path: Path) -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``path`` into a :class:`RunDirError` that says what
+    failed and what to do."""
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        yield
+    except OSError as exc:
+        hint = _WRITE_HINTS.get(exc.errno or -1, "check the output directory and re-run")
+        raise RunDirError(
+            f"cannot write {exc.filename or path}: {exc.strerror or exc} — {hint}."
+        ) from exc
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one.
+
+    The file gets the mode a plain ``open`` would give it (``0o666`` less the umask), not the
+    ``0o600`` of the temporary file it is written through. A failure to write raises
+    :class:`RunDirError` naming the file and what to do.
+    """
+    with write_error(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fchmod(fh.fileno(), 0o666 & ~_umask())
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def point_id(params: dict[str, Any], seed: int) -> str:
@@ -104,12 +152,32 @@ class RunDir:
         self.config_path = self.path / "config.json"
         self.results_path = self.path / "results.csv"
         self.log_path = self.path / "log.txt"
+        self.failed_dir = self.path / "failed"
+
+    def check_target(self) -> None:
+        """Refuse an ``--out`` that cannot be a run directory, before anything is written."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(
+                f"--out {self.path} is a file, not a directory; choose a directory path "
+                "(it is created if missing)."
+            )
 
     # ---------------------------------------------------------------- config
     def read_config(self) -> dict[str, Any]:
         if not self.config_path.exists():
             raise RunDirError(f"{self.path} is not a galu run directory (no config.json).")
-        return json.loads(self.config_path.read_text())
+        try:
+            record = json.loads(self.config_path.read_text())
+            if not isinstance(record, dict) or "experiment" not in record:
+                raise ValueError("it does not hold a galu run record")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RunDirError(
+                f"{self.config_path} is damaged ({exc}). It records the run's settings, so "
+                "galu will not guess them: restore the file (from a backup or a colleague's "
+                f"copy), or start a new --out. The finished points in {self.points_dir} are "
+                "intact and untouched."
+            ) from None
+        return record
 
     def start(
         self,
@@ -143,7 +211,7 @@ class RunDir:
                 )
             self._remove_stale_temporaries()
             return True
-        if self.path.exists() and any(self.path.iterdir()):
+        if self.path.exists() and any(p.name != ".galu.lock" for p in self.path.iterdir()):
             raise RunDirError(
                 f"--out {self.path} exists, is not empty and is not a galu run directory; "
                 "choose another --out."
@@ -161,7 +229,7 @@ class RunDir:
 
     def _remove_stale_temporaries(self) -> None:
         """Temporary files of writes that a crash or SIGKILL cut short (never read as points)."""
-        for folder in (self.path, self.points_dir, self.path / "failed"):
+        for folder in (self.path, self.points_dir, self.failed_dir):
             if folder.exists():
                 for tmp in folder.glob(".*.tmp"):
                     tmp.unlink(missing_ok=True)
@@ -170,13 +238,18 @@ class RunDir:
     def done_ids(self) -> set[str]:
         return {rec["id"] for rec in self.read_points()}
 
+    def failed_ids(self) -> set[str]:
+        if not self.failed_dir.exists():
+            return set()
+        return {p.stem for p in self.failed_dir.glob("*.json")}
+
     def write_point(
         self, params: dict[str, Any], seed: int, rows: list[dict[str, Any]], seconds: float
     ) -> None:
         pid = point_id(params, seed)
         record = {"id": pid, "params": params, "seed": seed, "seconds": seconds, "rows": rows}
         atomic_write_text(self.points_dir / f"{pid}.json", json.dumps(record) + "\n")
-        with open(self.log_path, "a") as fh:
+        with write_error(self.log_path), open(self.log_path, "a") as fh:
             fh.write(f"{time.strftime('%H:%M:%S')} {pid} seed={seed} {params} {seconds:.2f}s\n")
 
     def read_points(self) -> list[dict[str, Any]]:
