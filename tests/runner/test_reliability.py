@@ -112,9 +112,13 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path, toy_env)
             "--grid",
             "x=1,2,3,4",
             "--set",
-            "sleep=1.5",
+            "sleep=3",
             "--set",
             "seed=0",
+            "--backend",
+            "process",
+            "--workers",
+            "2",
             "--no-progress",
         ),
         stdout=subprocess.DEVNULL,
@@ -132,7 +136,7 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path, toy_env)
                 "--grid",
                 "x=1,2,3,4",
                 "--set",
-                "sleep=1.5",
+                "sleep=3",
                 "--set",
                 "seed=5",
                 "--no-progress",
@@ -191,6 +195,24 @@ def test_without_flock_the_recorded_pid_decides(tmp_path, monkeypatch):
     (d / LOCK_NAME).write_text(json.dumps({**alive, "host": "elsewhere.example"}))
     with pytest.raises(RunDirLocked, match=f"delete {d / LOCK_NAME}"):
         RunLock(d).acquire()
+
+
+def test_the_lock_is_held_while_ray_workers_compute(tmp_path, toy_env):
+    pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'galu[ray]'")
+    from galu.runner.engine import execute
+    from galu.runner.plan import make_plan
+
+    seen = []
+
+    def try_second_writer(params, seed):
+        with pytest.raises(RunDirLocked, match=f"pid {os.getpid()} on"):
+            RunLock(tmp_path / "r").acquire()
+        seen.append(seed)
+
+    plan = make_plan("toy", "smoke", grid=["x=1,2"])
+    res = execute(plan, tmp_path / "r", backend="ray", workers=2, on_point=try_second_writer)
+    assert res.done == 4 and len(seen) == 4 and res.backend == "ray"
+    assert not (tmp_path / "r" / LOCK_NAME).exists()
 
 
 # ------------------------------------------------------------------ 3. the process pool
