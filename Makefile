@@ -17,10 +17,10 @@ demo: $(STAMP)
 	$(BIN)/galu run memorization --preset quick
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" --durations=5
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -m slow --durations=5
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
