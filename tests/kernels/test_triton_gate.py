@@ -14,7 +14,7 @@ from galu.kernels import FUSED_VARIANTS, gate, triton_available
 from galu.kernels._eager import ffn_activation
 
 pytestmark = pytest.mark.skipif(
-    not triton_available(), reason="triton is not installed (it is in the dev extra)"
+    not triton_available(), reason="triton is not installed (pip install -e '.[kernels]')"
 )
 DEVICE = (
     "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"

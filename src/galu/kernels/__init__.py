@@ -40,9 +40,17 @@ IMPLS = ("auto", "eager", "compile", "triton")
 _FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)  # the kernel computes in float32
 
 
+@functools.cache
 def triton_available() -> bool:
-    """Whether the ``triton`` package can be imported."""
-    return importlib.util.find_spec("triton") is not None
+    """Whether the ``triton`` package is installed and imports (a broken install counts as
+    missing)."""
+    if importlib.util.find_spec("triton") is None:
+        return False
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @functools.cache
