@@ -46,8 +46,8 @@ def step(z: torch.Tensor, at_zero: float = 1.0) -> torch.Tensor:
     """
     at_zero = _check_at_zero(at_zero)
     g = (z > 0).to(z.dtype)
-    if at_zero != 0.0:
-        g = torch.where(z == 0, torch.full_like(g, at_zero), g)
+    if at_zero != 0.0:  # in place: no second (m, k) array (the solvers' gate matrix can be GBs)
+        g.masked_fill_(z == 0, at_zero)
     return g
 
 

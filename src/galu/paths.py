@@ -44,7 +44,17 @@ def model_path_kernel(model: DGN, X: torch.Tensor) -> torch.Tensor:
         return path_kernel(model.value_input(X), model.gates(X))
 
 
+def _check_dgn(model: object, what: str) -> None:
+    if not isinstance(model, DGN):
+        raise TypeError(
+            f"{what} supports galu.nn.DGN (any variant, arch='fc'); got {type(model).__name__}. "
+            "Build the network as a DGN (variant='relu' is the ReLU network, 'galu' fixed random "
+            "gates), or, for a ShallowGaLU, use galu.ops.galu_kernel(X, model.gates(X))."
+        )
+
+
 def _check_fc(model: DGN, what: str, no_bias: bool = False) -> None:
+    _check_dgn(model, what)
     if model.arch != "fc":
         raise ValueError(
             f"{what} is defined here for fully connected DGNs; got arch={model.arch!r}."
@@ -107,6 +117,7 @@ def ntk(model: DGN, X: torch.Tensor, *, output: int = 0) -> NTK:
     parameter of a separate gating network (so it is zero for frozen gating networks and for
     ``relu``, whose hard gates pass no gradient). With hard gates ``value`` is the whole NTK.
     """
+    _check_dgn(model, "ntk")
     if not 0 <= output < model.out_features:
         raise ValueError(f"`output` (={output!r}) must be in [0, {model.out_features}).")
     named = dict(model.named_parameters())

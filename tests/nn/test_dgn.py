@@ -205,3 +205,26 @@ def test_value_ntk_at_init_is_proportional_to_the_path_kernel_in_expectation():
     # And the test can fail: a wrong power of σ is far outside the band.
     wrong = (L + 1) * sigma ** (2 * L + 2) * H
     assert not torch.all((mean - wrong).abs() <= 5 * se)
+
+
+@pytest.mark.parametrize("variant", ["relu", "galu", "dlgn-sf", "dlgn-ones"])
+def test_input_width_mismatch_names_both_widths(variant):
+    net = _net(variant)  # in_features = 3
+    x = torch.randn(4, 8, dtype=torch.float64)
+    message = (
+        r"DGN\(in_features=3\) got input with last dimension 8 \(shape \(4, 8\)\); "
+        r"pass inputs of shape \(\.\.\., 3\)"
+    )
+    for method in (net, net.gates):
+        with pytest.raises(ValueError, match=message):
+            method(x)
+    conv = DGN(3, (4,), 2, variant=variant, arch="conv", generator=_gen(), dtype=torch.float64)
+    with pytest.raises(
+        ValueError,
+        match=r"DGN\(arch='conv', in_features=3\) got 4 channels "
+        r"\(shape \(2, 4, 5, 5\)\); pass inputs of shape \(N, 3, H, W\) or \(3, H, W\)",
+    ):
+        conv(torch.randn(2, 4, 5, 5, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"got a 2-D input \(shape \(5, 5\)\)"):
+        conv(torch.randn(5, 5, dtype=torch.float64))
+    assert conv(torch.randn(2, 3, 5, 5, dtype=torch.float64)).shape == (2, 2)

@@ -198,3 +198,17 @@ def test_gradients_match_finite_differences(variant):
         return ffn_activation(variant, a, b if gated else None, alpha=alpha, beta=1.3)
 
     assert torch.autograd.gradcheck(f, (a, b, alpha))
+
+
+@pytest.mark.parametrize("variant", ["swiglu", "relu"])  # the packed gated and the plain layout
+def test_input_width_mismatch_names_both_widths(variant):
+    ffn = FeedForward(16, 32, variant, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(
+        ValueError,
+        match=r"FeedForward\(d_model=16\) got input with last dimension 8 \(shape \(4, 8\)\); "
+        r"pass inputs of shape \(\.\.\., 16\)",
+    ):
+        ffn(torch.randn(4, 8))
+    with pytest.raises(ValueError, match=r"got input with last dimension 16 \(shape \(2, 3, 16\)"):
+        FeedForward(12, 8, variant)(torch.randn(2, 3, 16))
+    assert ffn(torch.randn(2, 3, 16)).shape == (2, 3, 16)  # leading dimensions stay free

@@ -148,6 +148,13 @@ def test_constructor_errors_name_the_argument(make, message):
 def test_wrong_input_width_is_a_clear_error():
     with pytest.raises(ValueError, match=r"input of shape \(2, 5\) must end in in_features \(=4\)"):
         ShallowGaLU(4, 3)(torch.zeros(2, 5))
+    for cls in (DeepGaLU, GaLU0, ReLUNet):
+        with pytest.raises(
+            ValueError,
+            match=rf"{cls.__name__}\(in_features=4\) got input with last dimension 5 "
+            r"\(shape \(2, 5\)\); pass inputs of shape \(\.\.\., 4\)",
+        ):
+            cls(4, 3)(torch.zeros(2, 5))
 
 
 def test_compile_fullgraph_matches_eager_with_inductor():

@@ -342,3 +342,71 @@ def test_ridge_path_matches_independent_fits(shape):
         assert fit.ridge == lam
     with pytest.raises(ValueError, match=r"`ridge` \(=-1\) must be >= 0"):
         ridge_path(X, y, U, [0.1, -1])
+
+
+def test_inputs_are_accepted_as_the_estimator_accepts_them():
+    # int64, float16 and bool arrays, lists, and pandas DataFrames / Series (as GaLURegressor
+    # takes them) fit exactly as their float64 values do.
+    import pandas as pd
+
+    g = torch.Generator().manual_seed(0)
+    Xi = torch.randint(-4, 5, (60, 4), generator=g)  # int64
+    yi = torch.randint(-3, 4, (60,), generator=g)
+    U = sample_gate_vectors(5, 4, generator=g)
+    ref = fit_galu(Xi.double(), yi.double(), U, ridge=0.1)
+    frame = pd.DataFrame(Xi.numpy(), columns=list("abcd"))
+    for X, y in (
+        (Xi, yi),
+        (Xi.numpy(), yi.numpy()),
+        (Xi.half(), yi.half()),  # small integers are exact in float16
+        (frame, pd.Series(yi.numpy())),
+        (Xi.tolist(), yi.tolist()),
+    ):
+        fit = fit_galu(X, y, U, ridge=0.1)
+        assert torch.equal(fit.weight, ref.weight), type(X)
+    two = fit_galu(frame, pd.DataFrame({"y": yi.numpy(), "z": -yi.numpy()}), U, ridge=0.1)
+    assert two.weight.shape == (2, 5, 4)  # two outputs: one solve, summed in another order
+    assert max_rel_diff(two.weight[0], ref.weight) < 1e-12
+    assert max_rel_diff(two.weight[1], -ref.weight) < 1e-12
+    assert torch.equal(ref.predict(frame), ref.predict(Xi))
+    assert fit_galu(Xi > 0, yi, U, ridge=0.1).weight.dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (
+            dict(dtype=torch.float16),
+            ValueError,
+            r"`dtype` \(=torch.float16\) must be torch.float64 or torch.float32",
+        ),
+        (
+            dict(dtype=torch.int64),
+            ValueError,
+            r"`dtype` \(=torch.int64\) must be torch.float64 or torch.float32",
+        ),
+        (
+            dict(X=np.ones((10, 3), dtype=np.complex128)),
+            TypeError,
+            r"`X` is complex \(complex128\); fit_galu fits real data",
+        ),
+        (
+            dict(X=np.array([["a", "b", "c"]] * 10, dtype=object)),
+            TypeError,
+            r"`X` must be an array of numbers \(float, int or bool\); got ndarray of dtype object",
+        ),
+        (
+            dict(X="pandas-mixed"),
+            TypeError,
+            r"`X` must hold numbers only; DataFrame column\(s\) \['c'\] are not numeric",
+        ),
+    ],
+)
+def test_unsupported_dtypes_and_types_are_named(kwargs, error, message):
+    import pandas as pd
+
+    X = kwargs.pop("X", np.ones((10, 3)))
+    if isinstance(X, str):
+        X = pd.DataFrame({"a": np.ones(10), "b": np.arange(10), "c": ["x"] * 10})
+    with pytest.raises(error, match=message):
+        fit_galu(X, np.zeros(10), np.ones((4, 3)), **kwargs)

@@ -226,3 +226,23 @@ def test_newton_and_lbfgs_reach_the_same_saddle_point(monkeypatch):
     assert newton.residual < 1e-6 and lbfgs.residual < 1e-6
     for a, b in zip(newton.order_parameters, lbfgs.order_parameters, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_an_unconverged_saddle_point_warns_with_its_residual_and_what_to_try():
+    from galu.theory import SaddlePointWarning
+
+    X, y = _data(25, 6)
+    net = GGDLN(6, 10, 2, 2, bias_std=0.4, generator=torch.Generator().manual_seed(3))
+    with pytest.warns(
+        SaddlePointWarning,
+        match=r"ggdln_theory: the saddle point did not converge: residual \d\.\de-\d\d > "
+        r"tol=1e-06 after \d+ iterations .* raise `max_iter` \(=1\)",
+    ) as record:
+        th = ggdln_theory(net, X, y, 0.1, max_iter=1)
+    assert not th.converged and th.residual > 1e-6
+    assert issubclass(SaddlePointWarning, RuntimeWarning)
+    assert record[0].filename == __file__  # points at the caller, not at galu's internals
+    # The same problem, converged: silent (warnings are errors in this suite), and the GP limit
+    # has no saddle point to miss.
+    assert ggdln_theory(net, X, y, 0.1).converged
+    assert ggdln_theory(net, X, y, 0.1, limit="gp", max_iter=1).converged

@@ -1,7 +1,9 @@
+import re
+
 import pytest
 import torch
 
-from galu.nn import ReLUNet, ShallowGaLU
+from galu.nn import DGN, ReLUNet, ShallowGaLU
 from galu.solvers import fit_galu
 from galu.train import train, train_ensemble
 
@@ -185,3 +187,36 @@ def test_loss_argument_errors():
         ValueError, match=r"integer class labels for cross_entropy; got torch.float32"
     ):
         train(net, torch.zeros(10, 3), torch.zeros(10), seed=0, steps=1, loss="cross_entropy")
+
+
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [
+        (lambda: ReLUNet(16, 8), "ReLUNet(in_features=16)"),
+        (lambda: ShallowGaLU(16, 8), "ShallowGaLU(in_features=16)"),
+        (lambda: DGN(16, (8,)), "DGN(in_features=16)"),
+    ],
+)
+def test_width_mismatches_name_the_expected_and_given_width(make, what):
+    nets = [make(), make()]
+    X, Y = torch.randn(32, 8), torch.randn(32, 1)
+    with pytest.raises(
+        ValueError,
+        match=rf"`X` has 8 features \(last dimension of shape \(2, 32, 8\)\) but the models take "
+        rf"{re.escape(what)}",
+    ):
+        train_ensemble(nets, X, Y, seeds=[0, 1], steps=2)
+    # A target with more outputs than the models have would broadcast silently in the loss.
+    with pytest.raises(
+        ValueError,
+        match=r"`Y` has 3 outputs \(last dimension of shape \(2, 32, 3\)\) but the models give "
+        r"out_features=1",
+    ):
+        train_ensemble(nets, torch.randn(32, 16), torch.randn(32, 3), seeds=[0, 1], steps=2)
+    labels = torch.tensor([0, 1, 2, 1])
+    with pytest.raises(
+        ValueError,
+        match=r"`Y` holds class labels in \[0, 2\] but the models give out_features=1 "
+        r"logits; labels must lie in \[0, 1\)",
+    ):
+        train(nets[0], torch.randn(4, 16), labels, seed=0, steps=1, loss="cross_entropy")

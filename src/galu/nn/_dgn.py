@@ -38,7 +38,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from galu.nn._init import check_positive_int, fan_in_bound, sample_uniform
+from galu.nn._init import check_last_dim, check_positive_int, fan_in_bound, sample_uniform
 
 Variant = Literal[
     "relu", "galu", "frnpf-ii", "frnpf-di", "flnpf", "dnpfl", "dlgn", "dlgn-ones", "dlgn-sf"
@@ -169,6 +169,19 @@ class DGN(nn.Module):
             self.feature.requires_grad_(False)
 
     # ------------------------------------------------------------------ gates
+    def _check_input(self, x: torch.Tensor) -> None:
+        """Name both widths when ``x`` does not fit the first layer (``fc``: the last dimension;
+        ``conv``: the channels of ``(N, C, H, W)`` or ``(C, H, W)``)."""
+        if self.arch == "fc":
+            check_last_dim(f"DGN(in_features={self.in_features})", x, self.in_features)
+        elif x.ndim not in (3, 4) or x.shape[-3] != self.in_features:
+            got = f"{x.shape[-3]} channels" if x.ndim in (3, 4) else f"a {x.ndim}-D input"
+            raise ValueError(
+                f"DGN(arch='conv', in_features={self.in_features}) got {got} "
+                f"(shape {tuple(x.shape)}); pass inputs of shape (N, {self.in_features}, H, W) "
+                f"or ({self.in_features}, H, W)."
+            )
+
     def _gate(self, q: torch.Tensor) -> torch.Tensor:
         if self.gate == "hard":
             return (q > 0).to(q.dtype)
@@ -176,6 +189,7 @@ class DGN(nn.Module):
 
     def gates(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The gate of every layer, ``G_l(x)`` (shape of that layer's output)."""
+        self._check_input(x)
         if self.variant == "relu":
             out, z = [], x
             for layer in self.value:
@@ -189,6 +203,7 @@ class DGN(nn.Module):
     def gate_preactivations(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The gating network's pre-activations ``q_l(x)`` (not for ``relu``, whose gates come
         from the value network)."""
+        self._check_input(x)
         out, q = [], x
         for layer in self.feature:
             pre = layer(x if self.variant == "dlgn-sf" else q)
@@ -202,6 +217,7 @@ class DGN(nn.Module):
         return torch.ones_like(x) if self.variant == "dlgn-ones" else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
         z = self.value_input(x)
         if self.variant == "relu":
             for layer in self.value:

@@ -45,7 +45,7 @@ from galu.kernels._eager import (  # noqa: F401  (re-exported)
     expanded_gate,
     ffn_activation,
 )
-from galu.nn._init import check_positive_int
+from galu.nn._init import check_last_dim, check_positive_int
 
 
 def gated_hidden_size(d_ff: int, multiple_of: int = 1) -> int:
@@ -124,6 +124,7 @@ class FeedForward(nn.Module):
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """The ``(..., F)`` activations fed to the down projection."""
+        check_last_dim(f"FeedForward(d_model={self.d_model})", x, self.d_model)
         h = self.gate_up(x)
         alpha = self.alpha if self.alpha is not None else 0.0
         if self.gated:

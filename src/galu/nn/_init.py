@@ -45,3 +45,14 @@ def check_positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"`{name}` (={value!r}) must be a positive integer.")
     return value
+
+
+def check_last_dim(module: str, x: torch.Tensor, expected: int) -> None:
+    """Refuse an input whose last dimension is not the module's input width (``module`` names
+    the module and its width argument, e.g. ``"FeedForward(d_model=16)"``)."""
+    if x.ndim < 1 or x.shape[-1] != expected:
+        got = x.shape[-1] if x.ndim else "none (a 0-d tensor)"
+        raise ValueError(
+            f"{module} got input with last dimension {got} (shape {tuple(x.shape)}); "
+            f"pass inputs of shape (..., {expected})."
+        )

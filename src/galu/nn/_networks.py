@@ -11,7 +11,13 @@ from torch import nn
 
 from galu import ops
 from galu.gates import Gate
-from galu.nn._init import check_positive_int, fan_in_bound, sample_normal, sample_uniform
+from galu.nn._init import (
+    check_last_dim,
+    check_positive_int,
+    fan_in_bound,
+    sample_normal,
+    sample_uniform,
+)
 from galu.nn._layer import GaLULayer
 
 GatedBy = Literal["previous", "input"]
@@ -156,6 +162,9 @@ class DeepGaLU(nn.Module):
         self.readout = _Readout(fan_in, out_features, bias, **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_last_dim(
+            f"{type(self).__name__}(in_features={self.in_features})", x, self.in_features
+        )
         h = x
         for layer in self.layers:
             h = layer(h, gate_input=x if self.gated_by == "input" else None)
@@ -222,6 +231,7 @@ class ReLUNet(nn.Module):
         self.readout = _Readout(fan_in, out_features, bias, **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_last_dim(f"ReLUNet(in_features={self.in_features})", x, self.in_features)
         h = x
         for layer in self.layers:
             h = torch.relu(layer(h))

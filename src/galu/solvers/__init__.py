@@ -15,17 +15,27 @@ from galu.solvers._galu import (
     sample_gate_vectors,
 )
 from galu.solvers._lsqr import LSQRResult, lsqr
+from galu.solvers._memory import (
+    MEMORY_LIMIT_ENV,
+    InsufficientMemoryError,
+    MemoryEstimate,
+    estimate_fit_memory,
+)
 
 __all__ = [
+    "MEMORY_LIMIT_ENV",
     "SOLVERS",
     "ALSResult",
     "ConvergenceWarning",
     "GaLUFit",
     "GaLURegressor",
     "HillClimbResult",
+    "InsufficientMemoryError",
     "LSQRResult",
+    "MemoryEstimate",
     "RankWarning",
     "choose_solver",
+    "estimate_fit_memory",
     "fit_galu",
     "fit_galu_als",
     "hill_climb",

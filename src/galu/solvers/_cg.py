@@ -60,6 +60,7 @@ def cg(
     precondition: Operator | None = None,
     *,
     give_up: float | None = None,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, int, bool]:
     """Preconditioned CG on ``apply(δ) = S`` for a symmetric PSD ``apply`` (and SPD
     ``precondition`` ≈ its inverse), one system per output along the first dimension of ``S``,
@@ -67,7 +68,8 @@ def cg(
 
     With ``give_up`` (a relative residual the caller is aiming for, possibly below ``tol``
     across several refinement rounds) it also stops once the observed rate of residual decrease
-    predicts more than ``GIVE_UP_FACTOR × max_iter`` steps to get there. Returns
+    predicts more than ``GIVE_UP_FACTOR × max_iter`` steps to get there. ``callback(step,
+    ‖r‖)`` runs after every step with the residual norm of each output ``(o,)``. Returns
     ``(δ, steps, converged)``.
     """
     o = S.shape[0]
@@ -85,6 +87,8 @@ def cg(
     it = 0
     while it < max_iter:
         rr = (r * r).sum(dims)
+        if callback is not None and it > 0:
+            callback(it, rr.sqrt())
         if bool((rr <= stop).all()):
             return delta, it, True
         if give_up is not None and it % 8 == 0:
@@ -108,6 +112,8 @@ def cg(
         rz = rz_new
         it += 1
     rr = (r * r).sum(dims)
+    if callback is not None and it > 0:
+        callback(it, rr.sqrt())
     return delta, it, bool((rr <= stop).all())
 
 
@@ -126,7 +132,9 @@ def gate_directions(
     mu = G.mean(0).double()
     XtG = (X.T @ G).double() - X.sum(0).double()[:, None] * mu[None, :]
     B = torch.linalg.lstsq(XtX, XtG).solution  # (d, k)
-    varying = (G * G).mean(0).double() - mu**2 > 1e-12 * float((G * G).mean())  # not constant
+    # Squared norms via vector_norm: no (m, k) temporary (G may be most of the fit's memory).
+    sq = torch.linalg.vector_norm(G, dim=0).double() ** 2 / G.shape[0]  # mean of g_i², (k,)
+    varying = sq - mu**2 > 1e-12 * float(sq.mean())  # not constant
     B = B * varying
     norms = torch.linalg.vector_norm(B, dim=0)
     if float(norms.max()) <= 0:
@@ -188,7 +196,7 @@ def dual_preconditioner(X: torch.Tensor, G: torch.Tensor, ridge: float) -> Opera
     application ``O(m d)``.
     """
     m = X.shape[0]
-    dK = (X * X).sum(1) * (G * G).sum(1)  # diag(K)
+    dK = torch.linalg.vector_norm(X, dim=1) ** 2 * torch.linalg.vector_norm(G, dim=1) ** 2
     mu = G.mean(0)
     mu_norm = float(torch.linalg.vector_norm(mu))
     cols = []
@@ -251,6 +259,7 @@ def refined_cg(
     max_iter: int,
     mixed: bool,
     give_up: bool = False,
+    callback: Callable[[int, float], None] | None = None,
 ) -> tuple[torch.Tensor, int, bool]:
     """Preconditioned CG rounds refined on float64 residuals; float32 GEMMs when ``mixed``.
 
@@ -264,7 +273,10 @@ def refined_cg(
     floor inconsistent least squares near ``eps32·κ``). Stops on LSQR's rule checked in full
     precision. Returns ``(W, n_iter, converged)``; ``n_iter`` counts CG steps (one matvec and
     one rmatvec each, as an LSQR iteration). ``give_up``: stop early when the rate of progress
-    predicts more than the budget (:func:`cg`).
+    predicts more than the budget (:func:`cg`). ``callback(step, residual)`` runs after every CG
+    step (numbered across rounds) with the largest relative residual over the outputs of the
+    system CG solves: ``‖Ψᵀ(y − Ψw) − λw‖ / ‖Ψᵀy‖`` (normal equations) or
+    ``‖y − Ψw − λα‖ / ‖y‖`` (dual), as the current round's recurrence tracks it.
     """
     inner = torch.float32 if mixed else X.dtype
     X_in, G_in = X.to(inner).contiguous(), G.to(inner).contiguous()
@@ -279,8 +291,15 @@ def refined_cg(
     W = torch.zeros(o, k, d, dtype=X.dtype, device=X.device)
     ynorm = torch.linalg.vector_norm(Y, dim=0)
     # ‖Ā‖_F, the scale in LSQR's optimality test: ‖Ψ‖_F² = Σ_{n,i} g_ni² ‖x_n‖².
-    anorm = math.sqrt(float((G**2 * (X**2).sum(1, keepdim=True)).sum()) + ridge * k * d)
+    row = torch.linalg.vector_norm(G, dim=1) * torch.linalg.vector_norm(X, dim=1)  # (m,)
+    anorm = math.sqrt(float((row**2).sum()) + ridge * k * d)
     total = 0
+    scale: torch.Tensor | None = None  # each output's first right-hand side norm
+
+    def on_step(step: int, rnorm: torch.Tensor) -> None:
+        assert callback is not None and scale is not None
+        callback(total + step, float(_ratio(rnorm.to(scale.dtype), scale).max()))
+
     for round_ in range(MIXED_ROUNDS):
         R = Y - ops.lifted_matvec(X, G, W) if round_ else Y  # (m, o), full precision
         rbar = ((R**2).sum(0) + ridge * (W**2).sum((1, 2))).sqrt()
@@ -297,6 +316,8 @@ def refined_cg(
             break
         rhs = (R.T - ridge * alpha) if dual else S  # (o, m) or (o, k, d)
         assert rhs is not None
+        if scale is None:
+            scale = torch.linalg.vector_norm(rhs.reshape(o, -1), dim=1)
         # Giving up is judged against the whole reduction `tol`, not this round's `inner_tol`.
         step, it, ok = cg(
             apply,
@@ -305,6 +326,7 @@ def refined_cg(
             max_iter - total,
             precondition,
             give_up=tol if give_up else None,
+            callback=on_step if callback is not None else None,
         )
         total += it
         if dual:

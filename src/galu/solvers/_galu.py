@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
+import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -39,13 +42,19 @@ from galu._linalg import cho_solve
 from galu.gates import Gate
 from galu.solvers._cg import refined_cg
 from galu.solvers._lsqr import lsqr
-from galu.solvers._memory import available_bytes
+from galu.solvers._memory import (
+    GATE_BLOCK_BYTES,
+    ROW_BLOCK_BYTES,
+    MemoryBudget,
+    MemoryEstimate,
+    format_bytes,
+    memory_budget,
+    path_estimate,
+    refusal,
+)
 
 Solver = Literal["auto", "primal", "dual", "lsqr", "cg", "svd"]
 SOLVERS: tuple[str, ...] = ("auto", "primal", "dual", "lsqr", "cg", "svd")
-
-# Rows of Ψ formed at once when accumulating ΨᵀΨ: bounds the primal path's working memory.
-_ROW_BLOCK_BYTES = 64 * 2**20
 
 
 class ConvergenceWarning(UserWarning):
@@ -116,21 +125,133 @@ class GaLUFit:
 # --------------------------------------------------------------------------- validation
 
 
+FLOAT_DTYPES: tuple[torch.dtype, ...] = (torch.float64, torch.float32)
+
+
+def _check_dtype(dtype: Any) -> torch.dtype:
+    if dtype not in FLOAT_DTYPES:
+        raise ValueError(
+            f"`dtype` (={dtype!r}) must be torch.float64 or torch.float32 (the working precision "
+            "of the solve; half precision and integers cannot factor these systems). Inputs of "
+            "any real dtype — float16, integers, bool — are converted to it."
+        )
+    return dtype
+
+
+def _numeric(name: str, value: Any) -> Any:
+    """Unwrap pandas (and other ``to_numpy`` containers) and refuse what is not real numbers,
+    naming the argument: complex values, strings, objects."""
+    if not isinstance(value, torch.Tensor | np.ndarray) and hasattr(value, "to_numpy"):
+        dtypes = getattr(value, "dtypes", None)
+        try:
+            value = value.to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            bad = []
+            if dtypes is not None and hasattr(dtypes, "items"):  # a DataFrame: name the columns
+                bad = [c for c, t in dtypes.items() if getattr(t, "kind", "O") not in "biuf"]
+            detail = (
+                f"DataFrame column(s) {bad} are not numeric" if bad else f"{type(value).__name__}"
+            )
+            raise TypeError(
+                f"`{name}` must hold numbers only; {detail} ({exc}). Drop or encode them first."
+            ) from exc
+    if isinstance(value, np.ndarray) and value.dtype.kind not in "biuf":
+        if value.dtype.kind == "c":
+            raise TypeError(
+                f"`{name}` is complex ({value.dtype}); fit_galu fits real data: pass "
+                f"{name}.real, or split real and imaginary parts into features."
+            )
+        raise TypeError(
+            f"`{name}` must be an array of numbers (float, int or bool); got ndarray of dtype "
+            f"{value.dtype}."
+        )
+    if isinstance(value, torch.Tensor) and value.is_complex():
+        raise TypeError(
+            f"`{name}` is complex ({value.dtype}); fit_galu fits real data: pass {name}.real, or "
+            "split real and imaginary parts into features."
+        )
+    return value
+
+
 def _as_tensor(
     name: str, value: Any, dtype: torch.dtype, device: torch.device | str | None
 ) -> torch.Tensor:
+    value = _numeric(name, value)
     if isinstance(value, np.ndarray) and not value.flags.writeable:
         value = value.copy()  # torch cannot wrap read-only memory (e.g. a memory-mapped file)
     try:
         t = torch.as_tensor(value, dtype=dtype, device=device)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise TypeError(
-            f"`{name}` must be an array of numbers; got {type(value).__name__}."
+            f"`{name}` must be an array of numbers (float, int or bool); "
+            f"got {type(value).__name__}."
         ) from exc
     if not torch.isfinite(t).all():
         bad = int((~torch.isfinite(t)).sum())
         raise ValueError(f"`{name}` contains {bad} NaN or infinite value(s); clean the data first.")
     return t
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    """The shape of an input before converting it (``None`` if it cannot be read cheaply)."""
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return tuple(int(s) for s in shape)
+    try:
+        return tuple(np.shape(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _converted_bytes(value: Any, dtype: torch.dtype, device: torch.device, item: int) -> int:
+    """Bytes the conversion to ``dtype`` on ``device`` allocates (0 when torch wraps the input)."""
+    shape = _shape(value) or ()
+    size = math.prod(shape) * item
+    if isinstance(value, torch.Tensor):
+        return 0 if value.dtype == dtype and value.device == device else size
+    if isinstance(value, np.ndarray):
+        same = value.dtype == np.dtype(str(dtype).removeprefix("torch."))
+        return 0 if same and device.type == "cpu" and value.flags.writeable else size
+    return size
+
+
+def _check_shapes(X: Any, y: Any, U: Any) -> None:
+    """The shape errors, from shapes alone (before anything is converted or allocated)."""
+    xs, ys, us = _shape(X), _shape(y), _shape(U)
+    if xs is None or ys is None or us is None:
+        return  # ragged or exotic input: the conversion says what is wrong
+    if len(xs) != 2:
+        raise ValueError(f"`X` must be 2-D (m samples, d features); got shape {xs}.")
+    if len(ys) not in (1, 2):
+        raise ValueError(f"`y` must be 1-D (m,) or 2-D (m, o); got shape {ys}.")
+    if ys[0] != xs[0]:
+        raise ValueError(
+            f"`X` and `y` must have the same number of samples; got X {xs} and y {ys}."
+        )
+    if xs[0] < 1 or xs[1] < 1:
+        raise ValueError(f"`X` needs at least one sample and one feature; got shape {xs}.")
+    if len(us) != 2 or us[1] != xs[1]:
+        raise ValueError(
+            f"`gate_vectors` must be (k, d) with d = X.shape[1] (={xs[1]}); got shape {us}."
+        )
+    if us[0] < 1:
+        raise ValueError("`gate_vectors` must hold at least one gate vector (k >= 1); got k = 0.")
+
+
+def _check_arguments(ridge: float, solver: str, dtype: torch.dtype) -> None:
+    if solver not in SOLVERS:
+        raise ValueError(f"`solver` (={solver!r}) must be one of {SOLVERS}.")
+    if isinstance(ridge, bool) or not isinstance(ridge, numbers.Real) or not math.isfinite(ridge):
+        raise ValueError(f"`ridge` (={ridge!r}) must be a finite number >= 0.")
+    if ridge < 0:
+        raise ValueError(f"`ridge` (={ridge!r}) must be >= 0 (0 gives the minimum-norm fit).")
+    _check_dtype(dtype)
+
+
+def _target_device(X: Any, device: torch.device | str | None) -> torch.device:
+    if device is None:
+        return X.device if isinstance(X, torch.Tensor) else torch.device("cpu")
+    return torch.device(device)
 
 
 def _validate(
@@ -142,37 +263,13 @@ def _validate(
     dtype: torch.dtype,
     device: torch.device | str | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    if solver not in SOLVERS:
-        raise ValueError(f"`solver` (={solver!r}) must be one of {SOLVERS}.")
-    if isinstance(ridge, bool) or not isinstance(ridge, numbers.Real) or not math.isfinite(ridge):
-        raise ValueError(f"`ridge` (={ridge!r}) must be a finite number >= 0.")
-    if ridge < 0:
-        raise ValueError(f"`ridge` (={ridge!r}) must be >= 0 (0 gives the minimum-norm fit).")
-    if device is None and isinstance(X, torch.Tensor):
-        device = X.device
-    X = _as_tensor("X", X, dtype, device)
+    _check_arguments(ridge, solver, dtype)
+    _check_shapes(X, y, gate_vectors)
+    target = _target_device(X, device)
+    X = _as_tensor("X", X, dtype, target)
     y = _as_tensor("y", y, dtype, X.device)
     U = _as_tensor("gate_vectors", gate_vectors, dtype, X.device)
-    if X.ndim != 2:
-        raise ValueError(f"`X` must be 2-D (m samples, d features); got shape {tuple(X.shape)}.")
-    if y.ndim not in (1, 2):
-        raise ValueError(f"`y` must be 1-D (m,) or 2-D (m, o); got shape {tuple(y.shape)}.")
-    if y.shape[0] != X.shape[0]:
-        raise ValueError(
-            f"`X` and `y` must have the same number of samples; got X {tuple(X.shape)} "
-            f"and y {tuple(y.shape)}."
-        )
-    if X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(
-            f"`X` needs at least one sample and one feature; got shape {tuple(X.shape)}."
-        )
-    if U.ndim != 2 or U.shape[1] != X.shape[1]:
-        raise ValueError(
-            f"`gate_vectors` must be (k, d) with d = X.shape[1] (={X.shape[1]}); "
-            f"got shape {tuple(U.shape)}."
-        )
-    if U.shape[0] < 1:
-        raise ValueError("`gate_vectors` must hold at least one gate vector (k >= 1); got k = 0.")
+    _check_shapes(X, y, U)  # again, for inputs whose shape only conversion reveals
     return X, y, U
 
 
@@ -188,28 +285,67 @@ def choose_solver(
     device: torch.device,
     memory_limit: int | None = None,
 ) -> str:
-    """The cheaper (in flops) of ``primal`` and ``dual`` that fits in memory, else ``cg``.
-
-    Memory counts the square system, its factor or eigenvectors and the temporaries that build
-    it (measured peak ≈ 4 n² elements for an n × n system); the budget is ``memory_limit`` bytes
-    or half the device's free memory.
+    """The path ``solver="auto"`` takes for one output: the cheaper (in flops) of ``primal`` and
+    ``dual`` among those whose estimated peak (:func:`estimate_fit_memory`) fits the direct
+    budget, else ``cg``, else ``lsqr`` (the least memory), else ``cg`` (which ``fit_galu`` then
+    refuses). The budget is ``memory_limit`` bytes (or ``$GALU_MEMORY_LIMIT``), else the free
+    memory of the device, of which the direct paths may use half.
     """
-    fitting = _direct_costs(m, k, d, dtype=dtype, device=device, memory_limit=memory_limit)
-    if not fitting:
-        return "cg"
-    return min(fitting, key=lambda name: fitting[name])
+    item = torch.empty((), dtype=_check_dtype(dtype)).element_size()
+    budget = memory_budget(torch.device(device), memory_limit)
+    return _plan(m, d, k, 1, item, 0.0, dtype == torch.float64, 0, budget).path
 
 
-def _direct_costs(m, k, d, *, dtype, device, memory_limit) -> dict[str, float]:
-    """Multiply-adds of each direct path whose memory fits the budget (see choose_solver)."""
-    item = torch.empty((), dtype=dtype).element_size()
-    budget = memory_limit if memory_limit is not None else available_bytes(device) // 2
+@dataclass(frozen=True)
+class _Plan:
+    """What ``auto`` (or a named path) will run: ``path``; ``estimate``, the peak of everything
+    it may run; ``costs``, the multiply-adds of the direct paths that fit (for the CG-first
+    budget); ``cg_first``, whether a CG attempt fits; ``fits``; and ``fallbacks``, the
+    matrix-free paths' estimates (for the error message)."""
+
+    path: str
+    estimate: MemoryEstimate
+    costs: dict[str, float]
+    cg_first: bool
+    fits: bool
+    fallbacks: tuple[MemoryEstimate, ...]  # cg, lsqr: what the error message offers instead
+
+
+def _plan(
+    m: int,
+    d: int,
+    k: int,
+    o: int,
+    item: int,
+    ridge: float,
+    mixed: bool,
+    copies: int,
+    budget: MemoryBudget,
+    solver: str = "auto",
+) -> _Plan:
     n = k * d
-    candidates = {
-        "primal": (4 * n * n * item, m * n * n + n**3 / 3),
-        "dual": (4 * m * m * item + m * k * item, m * m * (d + k) + m**3 / 3),
-    }
-    return {name: cost for name, (mem, cost) in candidates.items() if mem <= budget}
+
+    def est(path: str) -> MemoryEstimate:
+        return path_estimate(path, m, d, k, o, item, ridge=ridge, mixed=mixed, copies=copies)
+
+    cg, ls = est("cg"), est("lsqr")
+    fallbacks = (cg, ls)
+    if solver != "auto":
+        chosen = est(solver)
+        return _Plan(solver, chosen, {}, False, chosen.bytes <= budget.total, fallbacks)
+    flops = {"primal": m * n * n + n**3 / 3, "dual": m * m * (d + k) + m**3 / 3}
+    direct = {p: est(p) for p in flops}
+    costs = {p: flops[p] for p in flops if direct[p].bytes <= budget.direct}
+    cg_fits = cg.bytes <= budget.total
+    if costs:
+        path = min(costs, key=lambda name: costs[name])
+        peak = max(direct[path], cg, key=lambda e: e.bytes) if cg_fits else direct[path]
+        return _Plan(path, peak, costs, cg_fits, True, fallbacks)
+    if cg_fits:
+        return _Plan("cg", cg, {}, False, True, fallbacks)
+    if ls.bytes <= budget.total:
+        return _Plan("lsqr", ls, {}, False, True, fallbacks)
+    return _Plan("cg", cg, {}, False, False, fallbacks)
 
 
 # ``auto`` tries CG first when the direct solve costs at least this many CG steps' worth of
@@ -243,6 +379,7 @@ def _spd_solve(a: torch.Tensor, b: torch.Tensor, ridge: float) -> tuple[torch.Te
     factor, info = torch.linalg.cholesky_ex(a)
     if int(info) == 0 and (ridge > 0 or _clearly_nonsingular(a, factor)):
         return cho_solve(b, factor), None
+    del factor  # the eigendecomposition below needs ~3 n² more: free the unused factor first
     if ridge > 0:
         warnings.warn(
             "Cholesky failed on the regularised system; falling back to an eigendecomposition.",
@@ -305,6 +442,20 @@ def _rank_loss(solver: str, rank: int | None, X: torch.Tensor, G: torch.Tensor) 
     )
 
 
+def gate_matrix_blocked(X: torch.Tensor, U: torch.Tensor, gate: Gate) -> torch.Tensor:
+    """``ops.gate_matrix`` filled in row blocks of 16 MiB, so forming ``G`` needs ``G`` and one
+    block's pre-activations rather than three ``(m, k)`` arrays (the same values: the gate is
+    elementwise)."""
+    m, k = X.shape[0], U.shape[0]
+    rows = max(1, GATE_BLOCK_BYTES // max(1, k * X.element_size()))
+    if rows >= m:
+        return ops.gate_matrix(X, U, gate)
+    G = torch.empty((m, k), dtype=X.dtype, device=X.device)
+    for start in range(0, m, rows):
+        G[start : start + rows] = ops.gate_matrix(X[start : start + rows], U, gate)
+    return G
+
+
 def normal_equations(
     X: torch.Tensor, G: torch.Tensor, Y: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -312,13 +463,14 @@ def normal_equations(
     each) so the whole lifted matrix is never held."""
     m, d = X.shape
     n = G.shape[1] * d
-    block = max(1, _ROW_BLOCK_BYTES // max(1, n * X.element_size()))
+    block = max(1, ROW_BLOCK_BYTES // max(1, n * X.element_size()))
     PtP = torch.zeros((n, n), dtype=X.dtype, device=X.device)
     PtY = torch.zeros((n, Y.shape[1]), dtype=X.dtype, device=X.device)
     for start in range(0, m, block):
         psi = ops.lift(X[start : start + block], G[start : start + block])  # (b, kd)
         PtP.addmm_(psi.T, psi)
         PtY.addmm_(psi.T, Y[start : start + block])
+        del psi  # else the next block is formed while this one is alive: two blocks at once
     return PtP, PtY
 
 
@@ -349,7 +501,7 @@ def _solve_svd(X, G, Y, ridge):
     return w.T.reshape(-1, k, d)
 
 
-def _lsqr_run(X, G, Y, ridge, tol, max_iter):
+def _lsqr_run(X, G, Y, ridge, tol, max_iter, callback=None):
     """Plain LSQR on ``Ψ`` in ``X``'s precision."""
     return lsqr(
         lambda v: ops.lifted_matvec(X, G, v),  # (o, k, d) -> (m, o)
@@ -358,14 +510,19 @@ def _lsqr_run(X, G, Y, ridge, tol, max_iter):
         damp=math.sqrt(ridge),
         tol=tol,
         max_iter=max_iter,
+        callback=callback,
     )
 
 
-def _solve_iterative(X, G, Y, ridge, tol, max_iter, solver, mixed=False, warn=True, give_up=False):
+def _solve_iterative(
+    X, G, Y, ridge, tol, max_iter, solver, mixed=False, warn=True, give_up=False, callback=None
+):
     if solver == "cg":
-        W, n_iter, converged = refined_cg(X, G, Y, ridge, tol, max_iter, mixed, give_up)
+        W, n_iter, converged = refined_cg(
+            X, G, Y, ridge, tol, max_iter, mixed, give_up, callback=callback
+        )
     else:
-        res = _lsqr_run(X, G, Y, ridge, tol, max_iter)
+        res = _lsqr_run(X, G, Y, ridge, tol, max_iter, callback)
         W, n_iter, converged = res.x, res.n_iter, res.converged
     if warn and not converged:
         warnings.warn(
@@ -386,7 +543,18 @@ class _Solved:
 
 
 def _fit_gated(
-    X, G, Y, ridge, solver, tol, max_iter, gram=None, mixed=False, warn=True, give_up=False
+    X,
+    G,
+    Y,
+    ridge,
+    solver,
+    tol,
+    max_iter,
+    gram=None,
+    mixed=False,
+    warn=True,
+    give_up=False,
+    callback=None,
 ) -> _Solved:
     """Weights ``(o, k, d)`` for fixed gates ``G`` ``(m, k)`` and targets ``Y`` ``(m, o)``."""
     if solver == "primal":
@@ -397,7 +565,9 @@ def _fit_gated(
         return _Solved(W, rank_loss=loss)
     if solver == "svd":
         return _Solved(_solve_svd(X, G, Y, ridge))
-    return _Solved(*_solve_iterative(X, G, Y, ridge, tol, max_iter, solver, mixed, warn, give_up))
+    return _Solved(
+        *_solve_iterative(X, G, Y, ridge, tol, max_iter, solver, mixed, warn, give_up, callback)
+    )
 
 
 def _default_max_iter(m: int, n: int, cg: bool) -> int:
@@ -408,6 +578,85 @@ def _default_max_iter(m: int, n: int, cg: bool) -> int:
 
 def _mse(X, G, W, Y) -> float:
     return float(((ops.lifted_matvec(X, G, W) - Y) ** 2).mean())
+
+
+def _checked_plan(
+    caller: str,
+    X: Any,
+    y: Any,
+    U: Any,
+    solver: str,
+    ridge: float,
+    dtype: torch.dtype,
+    target: torch.device,
+    budget: MemoryBudget,
+    mixed: bool,
+) -> _Plan | None:
+    """The plan for these inputs, from their shapes alone — before any conversion or product
+    allocates — or :class:`InsufficientMemoryError` if it does not fit. ``None`` when a shape
+    can only be read by converting (ragged lists: small by nature)."""
+    xs, ys, us = _shape(X), _shape(y), _shape(U)
+    if xs is None or ys is None or us is None:
+        return None
+    (m, d), k = xs, us[0]  # _check_shapes has checked the ranks
+    o = ys[1] if len(ys) == 2 else 1
+    item = torch.empty((), dtype=dtype).element_size()
+    copies = _converted_bytes(X, dtype, target, item) + _converted_bytes(y, dtype, target, item)
+    plan = _plan(m, d, k, o, item, float(ridge), mixed, copies, budget, solver)
+    if not plan.fits:
+        raise refusal(
+            caller,
+            solver,
+            plan.estimate,
+            budget,
+            plan.fallbacks,
+            device=target,
+            m=m,
+            k=k,
+            item=item,
+        )
+    return plan
+
+
+class _Progress:
+    """The iterative paths' progress: the user's ``callback(iteration, residual)`` and, with
+    ``verbose``, lines on stderr (the first iteration, then at most one a second)."""
+
+    def __init__(self, callback: Callable[[int, float], None] | None, verbose: bool) -> None:
+        if callback is not None and not callable(callback):
+            raise ValueError(
+                f"`callback` (={callback!r}) must be callable as callback(iteration, residual), "
+                "or None."
+            )
+        if not isinstance(verbose, bool):
+            raise ValueError(f"`verbose` (={verbose!r}) must be True or False.")
+        self.callback, self.verbose = callback, verbose
+        self.path = ""
+        self.t0 = self.last = time.perf_counter()
+
+    @property
+    def active(self) -> bool:
+        return self.callback is not None or self.verbose
+
+    def note(self, text: str) -> None:
+        if self.verbose:
+            print(f"fit_galu: {text}", file=sys.stderr, flush=True)
+
+    def start(self, path: str) -> Callable[[int, float], None] | None:
+        """The per-iteration hook for a run of ``path`` (``None`` when nobody listens)."""
+        self.path = path
+        return self.step if self.active else None
+
+    def step(self, iteration: int, residual: float) -> None:
+        if self.callback is not None:
+            self.callback(iteration, residual)
+        now = time.perf_counter()
+        if self.verbose and (iteration == 1 or now - self.last >= 1.0):
+            self.last = now
+            self.note(
+                f"{self.path} iteration {iteration}: relative residual {residual:.2e}, "
+                f"{now - self.t0:.1f} s"
+            )
 
 
 def fit_galu(
@@ -424,51 +673,63 @@ def fit_galu(
     max_iter: int | None = None,
     memory_limit: int | None = None,
     mixed_precision: bool | None = None,
+    callback: Callable[[int, float], None] | None = None,
+    verbose: bool = False,
 ) -> GaLUFit:
     """Fit the shallow GaLU model with fixed gates by (ridge) least squares.
 
     Args:
-        X: inputs ``(m, d)``.
-        y: targets ``(m,)`` or ``(m, o)``; outputs share the gates and have their own weights.
+        X: inputs ``(m, d)``: a tensor, an array, a list or a pandas DataFrame, of any real
+            dtype (float16, integers and bool are converted to ``dtype``).
+        y: targets ``(m,)`` or ``(m, o)`` (a Series or DataFrame too); outputs share the gates
+            and have their own weights.
         gate_vectors: fixed gate vectors ``(k, d)``; gates are ``gate(X @ gate_vectors.T)``.
         gate: gate function (default hard step ``1[z >= 0]``).
         ridge: L2 penalty ``λ >= 0``; ``0`` gives the minimum-norm least-squares solution.
         solver: ``"auto"``, ``"primal"``, ``"dual"``, ``"lsqr"`` or ``"cg"`` (matrix-free), or
             ``"svd"``.
-        dtype: working precision (float64 by default: the system is ill-conditioned near
-            ``kd = m``).
+        dtype: working precision, ``torch.float64`` (default: the system is ill-conditioned
+            near ``kd = m``) or ``torch.float32``.
         device: where to compute (default: ``X``'s device, or the CPU for arrays).
         tol, max_iter: stopping rule of the matrix-free paths (LSQR's, checked in float64 for
             ``cg``); ``max_iter`` defaults to ``max(200, 4·min(m, kd))``, four times that for
             ``cg``, whose count spans several refinement rounds.
-        memory_limit: bytes the direct solvers may use when ``solver="auto"`` chooses
-            (default: half the free memory of the device).
+        memory_limit: bytes the fit may use (default: ``$GALU_MEMORY_LIMIT`` if set, else the
+            device's free memory, of which ``auto``'s direct paths may use half). The chosen
+            path's peak is estimated first (:func:`estimate_fit_memory`); one that does not fit
+            is refused with :class:`InsufficientMemoryError` before anything large is
+            allocated, and ``auto`` picks a path that fits when one does.
         mixed_precision: run ``cg``'s GEMMs in float32, refining on float64 right-hand sides
             (about 2× faster per step on CPU; the same ``tol``, checked in float64). For
             ``solver="cg"`` or ``"auto"`` (its ``cg`` attempt); the default ``None`` turns it
             on for those when ``dtype`` is float64.
+        callback: ``callback(iteration, residual)`` after every iteration of ``lsqr`` and
+            ``cg`` (``auto`` too, when it runs them): ``residual`` is the largest relative
+            residual over the outputs (LSQR: ``‖r̄‖/‖y‖``; CG: of the system it solves, see
+            :func:`galu.solvers._cg.refined_cg`).
+        verbose: print the chosen path, its memory estimate and progress lines (at most one
+            a second) to stderr.
 
     ``auto`` first runs ``cg`` when the cheaper direct solve would cost more than 50 CG steps'
     worth of multiply-adds; it keeps that answer if it converges within the direct solve's cost
     and gives up as soon as its rate of progress predicts more (near ``kd = m``, after about 16
-    steps), then solves directly. When no direct solve fits in memory it runs ``cg``.
+    steps), then solves directly. When no direct solve fits in memory it runs ``cg`` (or
+    ``lsqr``, which needs less memory, when only that fits).
 
     Returns:
         A :class:`GaLUFit`.
+
+    Raises:
+        InsufficientMemoryError: (a ``MemoryError`` and a ``ValueError``) the path's estimated
+            peak exceeds the budget; the message gives both and what would fit.
     """
-    Xt, yt, U = _validate(X, y, gate_vectors, ridge, solver, dtype, device)
-    gate = gate if gate is not None else Gate()
-    Y = yt[:, None] if yt.ndim == 1 else yt  # (m, o)
-    m, d = Xt.shape
-    k = U.shape[0]
-    path: str = solver
-    costs: dict[str, float] = {}
-    if path == "auto":  # as choose_solver, keeping the costs for the CG-first budget
-        costs = _direct_costs(m, k, d, dtype=dtype, device=Xt.device, memory_limit=memory_limit)
-        path = min(costs, key=lambda name: costs[name]) if costs else "cg"
-    if max_iter is None:
-        max_iter = _default_max_iter(m, k * d, solver in ("cg", "auto"))
-    elif isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+    _check_arguments(ridge, solver, dtype)
+    progress = _Progress(callback, verbose)
+    _check_shapes(X, y, gate_vectors)
+    target = _target_device(X, device)
+    if max_iter is not None and (
+        isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1
+    ):
         raise ValueError(f"`max_iter` (={max_iter!r}) must be a positive integer.")
     if not (isinstance(tol, numbers.Real) and tol > 0):
         raise ValueError(f"`tol` (={tol!r}) must be a positive number.")
@@ -480,17 +741,37 @@ def fit_galu(
         raise ValueError(
             f"`mixed_precision=True` applies to solver='cg' or 'auto'; got solver={solver!r}."
         )
-    mixed = (
-        mixed_precision
-        if mixed_precision is not None
-        else solver in ("cg", "auto") and Xt.dtype == torch.float64
+    # cg's GEMM precision (only cg uses it; the memory estimates of cg use it for any solver)
+    mixed = mixed_precision if mixed_precision is not None else dtype == torch.float64
+    budget = memory_budget(target, memory_limit)
+    item = torch.empty((), dtype=dtype).element_size()
+    plan = _checked_plan(
+        "fit_galu", X, y, gate_vectors, solver, ridge, dtype, target, budget, mixed
     )
-    G = ops.gate_matrix(Xt, U, gate)  # (m, k)
+    Xt = _as_tensor("X", X, dtype, target)
+    yt = _as_tensor("y", y, dtype, Xt.device)
+    U = _as_tensor("gate_vectors", gate_vectors, dtype, Xt.device)
+    _check_shapes(Xt, yt, U)
+    gate = gate if gate is not None else Gate()
+    Y = yt[:, None] if yt.ndim == 1 else yt  # (m, o)
+    m, d = Xt.shape
+    k = U.shape[0]
+    if plan is None:  # inputs whose shape only conversion revealed (e.g. ragged lists)
+        plan = _plan(m, d, k, Y.shape[1], item, float(ridge), mixed, 0, budget, solver)
+    path, costs = plan.path, plan.costs
+    if max_iter is None:
+        max_iter = _default_max_iter(m, k * d, solver in ("cg", "auto"))
+    progress.note(
+        f"solver={path!r}{' (auto)' if solver == 'auto' else ''} for m={m}, d={d}, k={k}, "
+        f"o={Y.shape[1]}; estimated peak {format_bytes(plan.estimate.bytes)} of "
+        f"{format_bytes(budget.total)} ({budget.source})"
+    )
+    G = gate_matrix_blocked(Xt, U, gate)  # (m, k)
     res = None
-    if solver == "auto" and path != "cg":  # a direct path: try cg first, on a budget
+    if solver == "auto" and path not in ("cg", "lsqr") and plan.cg_first:
         per_iter = 4 * m * k * d * Y.shape[1]
-        budget = int(costs[path] / per_iter / _CG_FIRST_SHARE)
-        if budget >= _CG_FIRST_MIN_ITERS:
+        iters = int(costs[path] / per_iter / _CG_FIRST_SHARE)  # CG steps worth the direct cost
+        if iters >= _CG_FIRST_MIN_ITERS:
             attempt = _fit_gated(
                 Xt,
                 G,
@@ -498,28 +779,42 @@ def fit_galu(
                 float(ridge),
                 "cg",
                 tol,
-                min(budget, max_iter),
+                min(iters, max_iter),
                 mixed=mixed,
                 warn=False,
                 give_up=True,
+                callback=progress.start("cg"),
             )
             if attempt.converged:
                 res, path = attempt, "cg"
+            else:
+                progress.note(f"cg stopped after {attempt.n_iter} steps; solving by {path}")
     if res is None:
-        res = _fit_gated(Xt, G, Y, float(ridge), path, tol, max_iter, mixed=mixed)
+        hook = progress.start(path)
+        res = _fit_gated(Xt, G, Y, float(ridge), path, tol, max_iter, mixed=mixed, callback=hook)
     if res.rank_loss is not None:
         if solver == "auto":
             # Near the interpolation threshold (kd ≈ m) cond(Ψ) can exceed 1/√eps, and squaring
-            # loses directions: refit on Ψ itself. `GaLUFit.solver` records the path that ran.
-            item = Xt.element_size()
-            fits = 3 * m * k * d * item <= (memory_limit or available_bytes(Xt.device) // 2)
-            path = "svd" if fits else "lsqr"
-            res = _fit_gated(Xt, G, Y, float(ridge), path, tol, max_iter, mixed=mixed)
+            # loses directions: refit on Ψ itself, by SVD where it fits (the budget counts what
+            # is already allocated). `GaLUFit.solver` records the path that ran.
+            o = Y.shape[1]
+            svd = path_estimate("svd", m, d, k, o, item, ridge=float(ridge), mixed=mixed, copies=0)
+            path = "svd" if svd.bytes <= budget.direct else "lsqr"
+            progress.note(f"the squared system lost rank; refitting by {path}")
+            hook = progress.start(path)
+            res = _fit_gated(
+                Xt, G, Y, float(ridge), path, tol, max_iter, mixed=mixed, callback=hook
+            )
         else:
             warnings.warn(res.rank_loss, RankWarning, stacklevel=2)
     W = res.weight
     mse = _mse(Xt, G, W, Y)
     weight = W[0] if yt.ndim == 1 else W
+    progress.note(
+        f"{path} done in {time.perf_counter() - progress.t0:.1f} s"
+        + (f" ({res.n_iter} iterations)" if res.n_iter is not None else "")
+        + f"; training MSE {mse:.4g}"
+    )
     return GaLUFit(weight, U, gate, float(ridge), path, mse, res.n_iter, res.converged)
 
 
@@ -575,7 +870,7 @@ def hill_climb(
     # is exact (fit_galu on the final gates).
     fast = solver if solver != "auto" else choose_solver(m, k, d, dtype=dtype, device=X_.device)
     gram = X_ @ X_.T if fast == "dual" else None  # reused by every dual refit
-    G = ops.gate_matrix(X_, U, fit.gate)
+    G = gate_matrix_blocked(X_, U, fit.gate)
 
     def score(gates: torch.Tensor) -> float:
         W = _fit_gated(X_, gates, Y, float(ridge), fast, tol, iters, gram).weight
@@ -607,6 +902,7 @@ def ridge_path(
     gate: Gate | None = None,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
+    memory_limit: int | None = None,
 ) -> list[GaLUFit]:
     """Fits for every ``λ`` in ``ridges`` from one eigendecomposition.
 
@@ -614,17 +910,26 @@ def ridge_path(
     ``V diag(e) Vᵀ``; each ``λ`` then costs a matrix–vector product:
     ``w(λ) = V diag(1/(e + λ)) Vᵀ Ψᵀy`` (primal) or ``W = Ψᵀ V diag(1/(e + λ)) Vᵀ y`` (dual).
     ``λ = 0`` gives the minimum-norm fit with the eigenvalue cutoff ``n·eps·e_max``.
+    ``memory_limit``: as :func:`fit_galu` (the decomposition's estimated peak must fit, else
+    :class:`InsufficientMemoryError`).
     """
     if not ridges:
         raise ValueError("`ridges` is empty; give at least one ridge value >= 0.")
     for lam in ridges:
-        _validate(np.zeros((1, 1)), np.zeros(1), np.zeros((1, 1)), lam, "auto", dtype, None)
+        _check_arguments(lam, "auto", dtype)
+    _check_shapes(X, y, gate_vectors)
+    shapes = (_shape(X), _shape(gate_vectors))
+    if shapes[0] is not None and shapes[1] is not None:
+        square = "primal" if shapes[0][0] >= shapes[1][0] * shapes[0][1] else "dual"
+        target = _target_device(X, device)
+        budget = memory_budget(target, memory_limit)
+        _checked_plan("ridge_path", X, y, gate_vectors, square, 0.0, dtype, target, budget, False)
     Xt, yt, U = _validate(X, y, gate_vectors, 0.0, "auto", dtype, device)
     gate = gate if gate is not None else Gate()
     Y = yt[:, None] if yt.ndim == 1 else yt  # (m, o)
     m, d = Xt.shape
     k = U.shape[0]
-    G = ops.gate_matrix(Xt, U, gate)
+    G = gate_matrix_blocked(Xt, U, gate)
     primal = k * d <= m
     if primal:
         PtP, rhs = normal_equations(Xt, G, Y)  # ΨᵀΨ, Ψᵀy (kd, o)

@@ -44,6 +44,10 @@ def _safe_div(t: torch.Tensor, s: torch.Tensor, col_dim: int) -> torch.Tensor:
     return _scale(t, inv, col_dim)
 
 
+def _ratio(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.where(b > 0, a / torch.where(b > 0, b, 1.0), 0.0)
+
+
 def lsqr(
     matvec: Operator,
     rmatvec: Operator,
@@ -54,13 +58,16 @@ def lsqr(
     max_iter: int = 1000,
     u_col_dim: int = 1,
     v_col_dim: int = 0,
-    callback: Callable[[int], None] | None = None,
+    callback: Callable[[int, float], None] | None = None,
 ) -> LSQRResult:
     """LSQR on ``b`` whose ``o`` right-hand sides sit along ``u_col_dim``.
 
     ``matvec`` maps an ``x``-shaped tensor (columns along ``v_col_dim``) to a ``b``-shaped one and
     ``rmatvec`` back. Stops when every column satisfies ``‖r‖ ≤ tol·‖b‖`` (consistent systems) or
     ``‖Āᵀ r̄‖ ≤ tol·‖Ā‖·‖r̄‖`` (least squares optimality, Ā the damped operator).
+    ``callback(iteration, residual)`` runs after every iteration with the largest relative
+    residual ``‖r̄‖ / ‖b‖`` over the columns (non-increasing in exact arithmetic; it levels off at
+    the least-squares residual of an inconsistent system).
     """
     if not 0 <= u_col_dim < b.ndim:
         raise ValueError(
@@ -118,7 +125,7 @@ def lsqr(
         small_r = rnorm <= tol * bnorm
         optimal = arnorm <= tol * anorm * rnorm
         if callback is not None:
-            callback(it)
+            callback(it, float(_ratio(rnorm, bnorm).max()))
         if bool((small_r | optimal).all()):
             converged = True
             break

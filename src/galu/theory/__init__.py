@@ -4,6 +4,7 @@
 from galu.theory._ggdln import (
     GGDLNProblem,
     GGDLNTheory,
+    SaddlePointWarning,
     action_and_gradient,
     ggdln_problem,
     ggdln_theory,
@@ -15,6 +16,7 @@ from galu.theory._ggdln import (
 __all__ = [
     "GGDLNProblem",
     "GGDLNTheory",
+    "SaddlePointWarning",
     "action_and_gradient",
     "ggdln_problem",
     "ggdln_theory",

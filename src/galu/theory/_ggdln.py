@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,16 @@ import torch
 from scipy.optimize import minimize
 
 GateFn = Callable[[torch.Tensor], list[torch.Tensor]]
+
+
+# Default stopping rule of the saddle-point search: the dimensionless residual and the iterations.
+_TOL = 1e-6
+_MAX_ITER = 500
+
+
+class SaddlePointWarning(RuntimeWarning):
+    """The minimisation of the effective action stopped before its residual reached ``tol``:
+    the order parameters, kernel and predictions are those of an approximate saddle point."""
 
 
 def path_gates(gates: Sequence[torch.Tensor], first: int) -> torch.Tensor:
@@ -255,15 +266,30 @@ def solve_ggdln(
     problem: GGDLNProblem,
     *,
     limit: str = "finite",
-    tol: float = 1e-6,
-    max_iter: int = 500,
+    tol: float = _TOL,
+    max_iter: int = _MAX_ITER,
     init: Sequence[torch.Tensor] | None = None,
     gate_fn: GateFn | None = None,
 ) -> GGDLNTheory:
     """Minimise the effective action, started at the GP values or ``init``, until the residual
     is below ``tol`` (see :func:`_minimise`: Newton where affordable, else L-BFGS, whose residual
     floor is ~1e-8 because its line search compares float64 values of ``S``). ``limit="gp"``
-    returns the infinite-width predictor instead (``U_l`` at their GP values)."""
+    returns the infinite-width predictor instead (``U_l`` at their GP values).
+
+    Warns with :class:`SaddlePointWarning` (giving the residual) when the residual stays above
+    ``tol``; the result then has ``converged=False``."""
+    return _solve(problem, limit, tol, max_iter, init, gate_fn, "solve_ggdln")
+
+
+def _solve(
+    problem: GGDLNProblem,
+    limit: str,
+    tol: float,
+    max_iter: int,
+    init: Sequence[torch.Tensor] | None,
+    gate_fn: GateFn | None,
+    caller: str,
+) -> GGDLNTheory:
     if limit not in ("finite", "gp"):
         raise ValueError(f"`limit` (={limit!r}) must be 'finite' or 'gp'.")
     t0 = time.perf_counter()
@@ -281,6 +307,19 @@ def solve_ggdln(
     eye = torch.eye(K.shape[0], dtype=K.dtype, device=K.device)
     chol = torch.linalg.cholesky(K + pb.temperature * eye)
     alpha = torch.cholesky_solve(pb.y[:, None], chol)[:, 0]
+    converged = max(residuals) <= tol or gp
+    if not converged:
+        warnings.warn(
+            f"{caller}: the saddle point did not converge: residual {max(residuals):.1e} > "
+            f"tol={tol:g} after {n_iter} iterations in all (a warm start of the overall scales, "
+            "then Newton where affordable, else L-BFGS, each capped by `max_iter`); the "
+            "order parameters, kernel and predictions are approximate. Try: raise `max_iter` "
+            f"(={max_iter}), loosen `tol` (L-BFGS floors near 1e-8), or start from a nearby "
+            "solution with `init=` (the order parameters solved at a neighbouring temperature "
+            "or width).",
+            SaddlePointWarning,
+            stacklevel=3,
+        )
     return GGDLNTheory(
         problem=pb,
         order_parameters=tuple(U),
@@ -289,7 +328,7 @@ def solve_ggdln(
         action=S,
         residuals=residuals,
         n_iter=n_iter,
-        converged=max(residuals) <= tol or limit == "gp",
+        converged=converged,
         seconds=time.perf_counter() - t0,
         limit=limit,
         gate_fn=gate_fn,
@@ -614,14 +653,18 @@ def ggdln_theory(
     *,
     task: Any = None,
     limit: str = "finite",
-    **kw: Any,
+    tol: float = _TOL,
+    max_iter: int = _MAX_ITER,
+    init: Sequence[torch.Tensor] | None = None,
 ) -> GGDLNTheory:
     """The theory for a :class:`galu.nn.GGDLN` (its gates, widths and prior) on ``(X, y)``;
-    ``predict(X_test, task=...)`` then computes the test gates from the same model."""
+    ``predict(X_test, task=...)`` then computes the test gates from the same model. ``tol``,
+    ``max_iter``, ``init``: as :func:`solve_ggdln` (a :class:`SaddlePointWarning` says when the
+    residual stays above ``tol``)."""
     pb = ggdln_problem(model, X, y, temperature, task)
 
     def gate_fn(Xt: torch.Tensor, t: Any = None) -> list[torch.Tensor]:
         with torch.no_grad():
             return model.scaled_gates(Xt, t)
 
-    return solve_ggdln(pb, limit=limit, gate_fn=gate_fn, **kw)
+    return _solve(pb, limit, tol, max_iter, init, gate_fn, "ggdln_theory")

@@ -76,6 +76,53 @@ def _stack_data(name: str, t: torch.Tensor, n_members: int, ndim: int) -> torch.
     return t
 
 
+def _width(model: nn.Module, which: str) -> tuple[str, int] | None:
+    """The model's input (``which="in"``) or output width and the attribute that holds it:
+    ``in_features``/``out_features`` (galu's networks, DGN), ``d_model`` (FeedForward), else the
+    first / last ``nn.Linear``; ``None`` when nothing declares it."""
+    for attr in ("in_features", "d_model") if which == "in" else ("out_features", "d_model"):
+        value = getattr(model, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return attr, value
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        return None
+    return (
+        ("in_features", linears[0].in_features)
+        if which == "in"
+        else (
+            "out_features",
+            linears[-1].out_features,
+        )
+    )
+
+
+def _check_widths(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, loss: str) -> None:
+    """Refuse inputs and targets that do not match the models' widths: a wrong input width fails
+    deep inside vmap, and a wrong target width would broadcast silently in the loss."""
+    name = type(model).__name__
+    width = _width(model, "in")
+    if width is not None and X.shape[-1] != width[1]:
+        raise ValueError(
+            f"`X` has {X.shape[-1]} features (last dimension of shape {tuple(X.shape)}) but the "
+            f"models take {name}({width[0]}={width[1]}) inputs."
+        )
+    out = _width(model, "out")
+    if out is None:
+        return
+    if loss == "cross_entropy":
+        if Y.numel() and (int(Y.min()) < 0 or int(Y.max()) >= out[1]):
+            raise ValueError(
+                f"`Y` holds class labels in [{int(Y.min())}, {int(Y.max())}] but the models give "
+                f"{out[0]}={out[1]} logits; labels must lie in [0, {out[1]})."
+            )
+    elif Y.shape[-1] != out[1]:
+        raise ValueError(
+            f"`Y` has {Y.shape[-1]} outputs (last dimension of shape {tuple(Y.shape)}) but the "
+            f"models give {out[0]}={out[1]} ({name}); pass targets of shape (m, {out[1]})."
+        )
+
+
 def train_ensemble(
     models: Sequence[nn.Module],
     X: torch.Tensor,
@@ -133,6 +180,7 @@ def train_ensemble(
         raise ValueError(f"`Y` must hold integer class labels for cross_entropy; got {Y.dtype}.")
     if X.shape[1] != Y.shape[1]:
         raise ValueError(f"`X` and `Y` differ in samples: {tuple(X.shape)} vs {tuple(Y.shape)}.")
+    _check_widths(models[0], X, Y, loss)
     m = X.shape[1]
     if not (torch.isfinite(X).all() and torch.isfinite(Y.float()).all()):
         raise ValueError("`X` or `Y` contains NaN or infinite values.")
