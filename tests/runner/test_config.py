@@ -16,6 +16,14 @@ def test_presets_then_overrides_with_types_coerced_from_strings():
     assert c.m == PRESETS["smoke"]["m"]  # untouched preset value
     assert c.seeds() == [0, 1, 2, 3, 4]
     assert resolve(MemorizationConfig, PRESETS, "smoke", {"k": "[4, 8]"}).k == (4, 8)
+    # Brackets around unquoted strings, as typed on a shell: the same as the comma list.
+    for text in ("[relu,galu]", "[relu, 'galu']", '["relu", "galu"]', "relu, galu"):
+        assert resolve(MemorizationConfig, PRESETS, "smoke", {"models": text}).models == (
+            "relu",
+            "galu",
+        ), text
+    with pytest.raises(ConfigError, match=r"`k`: cannot parse '\[4, \[8' as a list; write"):
+        resolve(MemorizationConfig, PRESETS, "smoke", {"k": "[4, [8"})
 
 
 def test_unknown_key_names_it_and_suggests():

@@ -83,6 +83,11 @@ def _coerce_scalar(key: str, tp: type, value: Any) -> Any:
     raise TypeError(f"config field `{key}` has unsupported type {tp!r}")  # programming error
 
 
+def _split(text: str) -> list[str]:
+    """``a, b`` (or ``'a', "b"``) → ``["a", "b"]``."""
+    return [v.strip().strip("'\"") for v in text.split(",") if v.strip()]
+
+
 def coerce(key: str, tp: Any, value: Any) -> Any:
     """Convert ``value`` (possibly a CLI string) to the field type ``tp`` or raise ConfigError."""
     origin = typing.get_origin(tp)
@@ -94,9 +99,14 @@ def coerce(key: str, tp: Any, value: Any) -> Any:
                 try:
                     value = json.loads(text)
                 except json.JSONDecodeError as exc:
-                    raise ConfigError(f"`{key}`: cannot parse {value!r} as a list.") from exc
+                    if not text.endswith("]") or "[" in text[1:-1] or "]" in text[1:-1]:
+                        raise ConfigError(
+                            f"`{key}`: cannot parse {value!r} as a list; write a comma list "
+                            f"({key}=a,b), brackets ({key}=[a,b]) or JSON ({key}='[\"a\", 2]')."
+                        ) from exc
+                    value = _split(text[1:-1])  # [relu,galu]: unquoted strings in brackets
             else:
-                value = [v.strip() for v in text.split(",") if v.strip()]
+                value = _split(text)
         if not isinstance(value, list | tuple):
             value = [value]
         return tuple(coerce(f"{key}[{i}]", item_tp, v) for i, v in enumerate(value))
