@@ -7,6 +7,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 import galu
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,3 +45,40 @@ def test_the_suite_collects_without_triton(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     assert "error" not in res.stdout.lower().split("collected")[-1]
     assert "tests/kernels/test_triton_gate.py" in res.stdout  # collected, then skipped
+
+
+def test_a_triton_older_than_the_floor_counts_as_unavailable(monkeypatch):
+    # torch 2.4's CUDA wheels pin triton 3.0, whose interpreter computes this kernel wrongly:
+    # such a triton must send `auto` to the eager path and make impl="triton" say why.
+    import importlib.machinery
+    import types
+
+    import torch
+
+    import galu.kernels as kernels
+
+    fake = types.ModuleType("triton")
+    fake.__spec__ = importlib.machinery.ModuleSpec("triton", loader=None)
+    for version, usable in (
+        ("3.0.0", False),
+        ("3.1.9", False),
+        ("3.2.0", True),
+        ("3.9.0+git1", True),
+    ):
+        fake.__version__ = version
+        monkeypatch.setitem(sys.modules, "triton", fake)
+        kernels.triton_status.cache_clear()
+        assert kernels.triton_available() is usable, version
+        if not usable:
+            assert kernels.triton_status() == (
+                f"triton {version} is older than 3.2, the oldest the fused kernel supports"
+            )
+            a = b = torch.ones(2, 4)
+            assert torch.equal(
+                kernels.gate(a, b, "swiglu"), kernels.gate(a, b, "swiglu", impl="eager")
+            )
+            with pytest.raises(
+                RuntimeError, match=rf"impl='triton' cannot run: triton {version} is"
+            ):
+                kernels.gate(a, b, "swiglu", impl="triton")
+    kernels.triton_status.cache_clear()

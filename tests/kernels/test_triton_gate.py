@@ -10,12 +10,10 @@ import os
 import pytest
 import torch
 
-from galu.kernels import FUSED_VARIANTS, gate, triton_available
+from galu.kernels import FUSED_VARIANTS, gate, triton_available, triton_status
 from galu.kernels._eager import ffn_activation
 
-pytestmark = pytest.mark.skipif(
-    not triton_available(), reason="triton is not installed (pip install -e '.[kernels]')"
-)
+pytestmark = pytest.mark.skipif(not triton_available(), reason=str(triton_status()))
 DEVICE = (
     "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
 )

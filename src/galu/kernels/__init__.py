@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -40,17 +41,35 @@ IMPLS = ("auto", "eager", "compile", "triton")
 _FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)  # the kernel computes in float32
 
 
+# The oldest triton the fused kernel is tested with (the `kernels` extra's floor). torch 2.4's
+# CUDA wheels pin triton 3.0, whose interpreter returns wrong values for this kernel: with such a
+# triton, `auto` uses the eager path and `impl="triton"` says why.
+TRITON_MIN = (3, 2)
+
+
 @functools.cache
-def triton_available() -> bool:
-    """Whether the ``triton`` package is installed and imports (a broken install counts as
-    missing)."""
+def triton_status() -> str | None:
+    """``None`` when the fused kernel can run, else why not (triton missing, broken or older
+    than :data:`TRITON_MIN`)."""
+    hint = "pip install -e '.[kernels]'"
     if importlib.util.find_spec("triton") is None:
-        return False
+        return f"triton is not installed ({hint})"
     try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        import triton
+    except ImportError as exc:
+        return f"triton does not import ({exc}); reinstall it ({hint})"
+    version = str(getattr(triton, "__version__", "0"))
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if match is None or (int(match.group(1)), int(match.group(2))) < TRITON_MIN:
+        floor = ".".join(map(str, TRITON_MIN))
+        return f"triton {version} is older than {floor}, the oldest the fused kernel supports"
+    return None
+
+
+def triton_available() -> bool:
+    """Whether the fused kernel can run: ``triton`` installed, importable and at least
+    :data:`TRITON_MIN` (see :func:`triton_status` for the reason when not)."""
+    return triton_status() is None
 
 
 @functools.cache
@@ -100,8 +119,9 @@ def gate(
         return _compiled(variant)(a, b, alpha, beta)
     if variant not in FUSED_VARIANTS:
         raise ValueError(f"variant {variant!r} has no fused kernel; fused: {FUSED_VARIANTS}.")
-    if not triton_available():
-        raise RuntimeError("impl='triton' needs the `triton` package (pip install triton).")
+    reason = triton_status()
+    if reason is not None:
+        raise RuntimeError(f"impl='triton' cannot run: {reason}.")
     if not a.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
         raise RuntimeError(
             "impl='triton' on CPU tensors needs TRITON_INTERPRET=1 (set before triton is imported)."
@@ -120,4 +140,4 @@ def gate(
     return FusedGate.apply(a, b, alpha.reshape(()), variant, beta)
 
 
-__all__ = ["FUSED_VARIANTS", "IMPLS", "gate", "triton_available"]
+__all__ = ["FUSED_VARIANTS", "IMPLS", "TRITON_MIN", "gate", "triton_available", "triton_status"]
