@@ -190,6 +190,9 @@ class DGN(nn.Module):
     def gates(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The gate of every layer, ``G_l(x)`` (shape of that layer's output)."""
         self._check_input(x)
+        return self._gates(x)
+
+    def _gates(self, x: torch.Tensor) -> list[torch.Tensor]:
         if self.variant == "relu":
             out, z = [], x
             for layer in self.value:
@@ -198,12 +201,15 @@ class DGN(nn.Module):
                 out.append(g)
                 z = a * g
             return out
-        return [self._gate(q) for q in self.gate_preactivations(x)]
+        return [self._gate(q) for q in self._preactivations(x)]
 
     def gate_preactivations(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The gating network's pre-activations ``q_l(x)`` (not for ``relu``, whose gates come
         from the value network)."""
         self._check_input(x)
+        return self._preactivations(x)
+
+    def _preactivations(self, x: torch.Tensor) -> list[torch.Tensor]:
         out, q = [], x
         for layer in self.feature:
             pre = layer(x if self.variant == "dlgn-sf" else q)
@@ -225,11 +231,11 @@ class DGN(nn.Module):
         else:
             if self.gate == "hard":  # no gradient through the gates: build no graph for them
                 with torch.no_grad():
-                    gates = self.gates(x)
+                    gates = self._gates(x)
                 for layer, g in zip(self.value, gates, strict=True):
                     z = layer(z) * g
             else:
-                for layer, g in zip(self.value, self.gates(x), strict=True):
+                for layer, g in zip(self.value, self._gates(x), strict=True):
                     z = layer(z) * g
         if self.arch == "conv":
             z = z.mean(dim=(-2, -1))  # global average pooling

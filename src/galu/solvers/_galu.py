@@ -31,7 +31,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -45,6 +45,7 @@ from galu.solvers._lsqr import lsqr
 from galu.solvers._memory import (
     GATE_BLOCK_BYTES,
     ROW_BLOCK_BYTES,
+    FitSize,
     MemoryBudget,
     MemoryEstimate,
     format_bytes,
@@ -203,10 +204,10 @@ def _shape(value: Any) -> tuple[int, ...] | None:
         return None
 
 
-def _converted_bytes(value: Any, dtype: torch.dtype, device: torch.device, item: int) -> int:
+def _converted_bytes(value: Any, dtype: torch.dtype, device: torch.device) -> int:
     """Bytes the conversion to ``dtype`` on ``device`` allocates (0 when torch wraps the input)."""
     shape = _shape(value) or ()
-    size = math.prod(shape) * item
+    size = math.prod(shape) * dtype.itemsize
     if isinstance(value, torch.Tensor):
         return 0 if value.dtype == dtype and value.device == device else size
     if isinstance(value, np.ndarray):
@@ -265,11 +266,18 @@ def _validate(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     _check_arguments(ridge, solver, dtype)
     _check_shapes(X, y, gate_vectors)
-    target = _target_device(X, device)
+    return _convert(X, y, gate_vectors, dtype, _target_device(X, device))
+
+
+def _convert(
+    X: Any, y: Any, gate_vectors: Any, dtype: torch.dtype, target: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The inputs as ``dtype`` tensors on ``target`` (their shapes checked again, for inputs
+    whose shape only conversion reveals)."""
     X = _as_tensor("X", X, dtype, target)
     y = _as_tensor("y", y, dtype, X.device)
     U = _as_tensor("gate_vectors", gate_vectors, dtype, X.device)
-    _check_shapes(X, y, U)  # again, for inputs whose shape only conversion reveals
+    _check_shapes(X, y, U)
     return X, y, U
 
 
@@ -291,18 +299,18 @@ def choose_solver(
     refuses). The budget is ``memory_limit`` bytes (or ``$GALU_MEMORY_LIMIT``), else the free
     memory of the device, of which the direct paths may use half.
     """
-    item = torch.empty((), dtype=_check_dtype(dtype)).element_size()
-    budget = memory_budget(torch.device(device), memory_limit)
-    return _plan(m, d, k, 1, item, 0.0, dtype == torch.float64, 0, budget).path
+    size = FitSize(m, d, k, 1, _check_dtype(dtype).itemsize, 0.0, dtype == torch.float64)
+    return _plan(size, memory_budget(torch.device(device), memory_limit)).path
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """What ``auto`` (or a named path) will run: ``path``; ``estimate``, the peak of everything
-    it may run; ``costs``, the multiply-adds of the direct paths that fit (for the CG-first
-    budget); ``cg_first``, whether a CG attempt fits; ``fits``; and ``fallbacks``, the
-    matrix-free paths' estimates (for the error message)."""
+    """What ``auto`` (or a named path) will run on a problem of ``size``: ``path``;
+    ``estimate``, the peak of everything it may run; ``costs``, the multiply-adds of the direct
+    paths that fit (for the CG-first budget); ``cg_first``, whether a CG attempt fits; ``fits``;
+    and ``fallbacks``, the matrix-free paths' estimates (for the error message)."""
 
+    size: FitSize
     path: str
     estimate: MemoryEstimate
     costs: dict[str, float]
@@ -311,41 +319,27 @@ class _Plan:
     fallbacks: tuple[MemoryEstimate, ...]  # cg, lsqr: what the error message offers instead
 
 
-def _plan(
-    m: int,
-    d: int,
-    k: int,
-    o: int,
-    item: int,
-    ridge: float,
-    mixed: bool,
-    copies: int,
-    budget: MemoryBudget,
-    solver: str = "auto",
-) -> _Plan:
+def _plan(size: FitSize, budget: MemoryBudget, solver: str = "auto") -> _Plan:
+    m, d, k = size.m, size.d, size.k
     n = k * d
-
-    def est(path: str) -> MemoryEstimate:
-        return path_estimate(path, m, d, k, o, item, ridge=ridge, mixed=mixed, copies=copies)
-
-    cg, ls = est("cg"), est("lsqr")
+    cg, ls = path_estimate("cg", size), path_estimate("lsqr", size)
     fallbacks = (cg, ls)
     if solver != "auto":
-        chosen = est(solver)
-        return _Plan(solver, chosen, {}, False, chosen.bytes <= budget.total, fallbacks)
+        chosen = path_estimate(solver, size)
+        return _Plan(size, solver, chosen, {}, False, chosen.bytes <= budget.total, fallbacks)
     flops = {"primal": m * n * n + n**3 / 3, "dual": m * m * (d + k) + m**3 / 3}
-    direct = {p: est(p) for p in flops}
+    direct = {p: path_estimate(p, size) for p in flops}
     costs = {p: flops[p] for p in flops if direct[p].bytes <= budget.direct}
     cg_fits = cg.bytes <= budget.total
     if costs:
         path = min(costs, key=lambda name: costs[name])
         peak = max(direct[path], cg, key=lambda e: e.bytes) if cg_fits else direct[path]
-        return _Plan(path, peak, costs, cg_fits, True, fallbacks)
+        return _Plan(size, path, peak, costs, cg_fits, True, fallbacks)
     if cg_fits:
-        return _Plan("cg", cg, {}, False, True, fallbacks)
+        return _Plan(size, "cg", cg, {}, False, True, fallbacks)
     if ls.bytes <= budget.total:
-        return _Plan("lsqr", ls, {}, False, True, fallbacks)
-    return _Plan("cg", cg, {}, False, False, fallbacks)
+        return _Plan(size, "lsqr", ls, {}, False, True, fallbacks)
+    return _Plan(size, "cg", cg, {}, False, False, fallbacks)
 
 
 # ``auto`` tries CG first when the direct solve costs at least this many CG steps' worth of
@@ -580,40 +574,28 @@ def _mse(X, G, W, Y) -> float:
     return float(((ops.lifted_matvec(X, G, W) - Y) ** 2).mean())
 
 
-def _checked_plan(
-    caller: str,
-    X: Any,
-    y: Any,
-    U: Any,
-    solver: str,
-    ridge: float,
-    dtype: torch.dtype,
-    target: torch.device,
-    budget: MemoryBudget,
-    mixed: bool,
-) -> _Plan | None:
-    """The plan for these inputs, from their shapes alone — before any conversion or product
-    allocates — or :class:`InsufficientMemoryError` if it does not fit. ``None`` when a shape
-    can only be read by converting (ragged lists: small by nature)."""
+def _size_of(
+    X: Any, y: Any, U: Any, dtype: torch.dtype, target: torch.device, ridge: float, mixed: bool
+) -> FitSize | None:
+    """The problem's size from the inputs' shapes alone, before any conversion allocates
+    (``None`` when a shape can only be read by converting: ragged lists, small by nature).
+    ``_check_shapes`` has checked the ranks."""
     xs, ys, us = _shape(X), _shape(y), _shape(U)
     if xs is None or ys is None or us is None:
         return None
-    (m, d), k = xs, us[0]  # _check_shapes has checked the ranks
+    copies = _converted_bytes(X, dtype, target) + _converted_bytes(y, dtype, target)
     o = ys[1] if len(ys) == 2 else 1
-    item = torch.empty((), dtype=dtype).element_size()
-    copies = _converted_bytes(X, dtype, target, item) + _converted_bytes(y, dtype, target, item)
-    plan = _plan(m, d, k, o, item, float(ridge), mixed, copies, budget, solver)
+    return FitSize(xs[0], xs[1], us[0], o, dtype.itemsize, float(ridge), mixed, copies)
+
+
+def _checked_plan(
+    caller: str, size: FitSize, solver: str, budget: MemoryBudget, target: torch.device
+) -> _Plan:
+    """The plan, or :class:`InsufficientMemoryError` if its estimated peak does not fit."""
+    plan = _plan(size, budget, solver)
     if not plan.fits:
         raise refusal(
-            caller,
-            solver,
-            plan.estimate,
-            budget,
-            plan.fallbacks,
-            device=target,
-            m=m,
-            k=k,
-            item=item,
+            caller, solver, plan.estimate, budget, plan.fallbacks, device=target, size=size
         )
     return plan
 
@@ -744,20 +726,16 @@ def fit_galu(
     # cg's GEMM precision (only cg uses it; the memory estimates of cg use it for any solver)
     mixed = mixed_precision if mixed_precision is not None else dtype == torch.float64
     budget = memory_budget(target, memory_limit)
-    item = torch.empty((), dtype=dtype).element_size()
-    plan = _checked_plan(
-        "fit_galu", X, y, gate_vectors, solver, ridge, dtype, target, budget, mixed
-    )
-    Xt = _as_tensor("X", X, dtype, target)
-    yt = _as_tensor("y", y, dtype, Xt.device)
-    U = _as_tensor("gate_vectors", gate_vectors, dtype, Xt.device)
-    _check_shapes(Xt, yt, U)
+    size = _size_of(X, y, gate_vectors, dtype, target, ridge, mixed)
+    plan = _checked_plan("fit_galu", size, solver, budget, target) if size else None
+    Xt, yt, U = _convert(X, y, gate_vectors, dtype, target)
     gate = gate if gate is not None else Gate()
     Y = yt[:, None] if yt.ndim == 1 else yt  # (m, o)
     m, d = Xt.shape
     k = U.shape[0]
     if plan is None:  # inputs whose shape only conversion revealed (e.g. ragged lists)
-        plan = _plan(m, d, k, Y.shape[1], item, float(ridge), mixed, 0, budget, solver)
+        size = FitSize(m, d, k, Y.shape[1], dtype.itemsize, float(ridge), mixed)
+        plan = _plan(size, budget, solver)
     path, costs = plan.path, plan.costs
     if max_iter is None:
         max_iter = _default_max_iter(m, k * d, solver in ("cg", "auto"))
@@ -797,8 +775,7 @@ def fit_galu(
             # Near the interpolation threshold (kd ≈ m) cond(Ψ) can exceed 1/√eps, and squaring
             # loses directions: refit on Ψ itself, by SVD where it fits (the budget counts what
             # is already allocated). `GaLUFit.solver` records the path that ran.
-            o = Y.shape[1]
-            svd = path_estimate("svd", m, d, k, o, item, ridge=float(ridge), mixed=mixed, copies=0)
+            svd = path_estimate("svd", replace(plan.size, copies=0))
             path = "svd" if svd.bytes <= budget.direct else "lsqr"
             progress.note(f"the squared system lost rank; refitting by {path}")
             hook = progress.start(path)
@@ -918,13 +895,12 @@ def ridge_path(
     for lam in ridges:
         _check_arguments(lam, "auto", dtype)
     _check_shapes(X, y, gate_vectors)
-    shapes = (_shape(X), _shape(gate_vectors))
-    if shapes[0] is not None and shapes[1] is not None:
-        square = "primal" if shapes[0][0] >= shapes[1][0] * shapes[0][1] else "dual"
-        target = _target_device(X, device)
-        budget = memory_budget(target, memory_limit)
-        _checked_plan("ridge_path", X, y, gate_vectors, square, 0.0, dtype, target, budget, False)
-    Xt, yt, U = _validate(X, y, gate_vectors, 0.0, "auto", dtype, device)
+    target = _target_device(X, device)
+    size = _size_of(X, y, gate_vectors, dtype, target, 0.0, False)
+    if size is not None:
+        square = "primal" if size.m >= size.k * size.d else "dual"
+        _checked_plan("ridge_path", size, square, memory_budget(target, memory_limit), target)
+    Xt, yt, U = _convert(X, y, gate_vectors, dtype, target)
     gate = gate if gate is not None else Gate()
     Y = yt[:, None] if yt.ndim == 1 else yt  # (m, o)
     m, d = Xt.shape

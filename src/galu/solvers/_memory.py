@@ -140,26 +140,33 @@ class MemoryEstimate:
         return ", ".join(shown)
 
 
+@dataclass(frozen=True)
+class FitSize:
+    """What a fit's memory depends on: ``m`` samples, ``d`` features, ``k`` gates, ``o``
+    outputs, ``item`` bytes per number of the working dtype, the ``ridge``, whether ``cg``
+    runs its GEMMs in float32 (``mixed``), and ``copies``, the bytes the input conversion
+    allocates."""
+
+    m: int
+    d: int
+    k: int
+    o: int
+    item: int
+    ridge: float
+    mixed: bool
+    copies: int = 0
+
+
 def _largest(solver: str, phases: list[dict[str, float]]) -> MemoryEstimate:
     peak = max(phases, key=lambda p: sum(p.values()))
     parts = sorted(((w, int(b)) for w, b in peak.items() if b > 0), key=lambda p: -p[1])
     return MemoryEstimate(solver, int(sum(peak.values())), tuple(parts))
 
 
-def path_estimate(
-    solver: str,
-    m: int,
-    d: int,
-    k: int,
-    o: int,
-    item: int,
-    *,
-    ridge: float,
-    mixed: bool,
-    copies: int,
-) -> MemoryEstimate:
-    """The phase model of one path (``primal``, ``dual``, ``lsqr``, ``cg``, ``svd``); ``item``:
-    bytes per number of the working dtype; ``copies``: bytes the input conversion allocates."""
+def path_estimate(solver: str, size: FitSize) -> MemoryEstimate:
+    """The phase model of one path (``primal``, ``dual``, ``lsqr``, ``cg``, ``svd``)."""
+    m, d, k, o, item = size.m, size.d, size.k, size.o, size.item
+    ridge, mixed, copies = size.ridge, size.mixed, size.copies
     n, mk = k * d, m * k * item
     gate_block = (2 * item + 1) * k * min(m, max(1, GATE_BLOCK_BYTES // (k * item)))
     inputs = {"X, y converted": float(copies), "BLAS/LAPACK buffers": float(_LIBRARY_BUFFERS)}
@@ -173,9 +180,9 @@ def path_estimate(
         {**base, "predictions": float(product + o * n * item)},
     ]
     if solver in ("primal", "dual"):
-        size = n if solver == "primal" else m
+        side = n if solver == "primal" else m
         name = "ΨᵀΨ (kd × kd)" if solver == "primal" else "kernel K (m × m)"
-        sq = float(size * size * item)
+        sq = float(side * side * item)
         if solver == "primal":
             phases.append({**base, name: sq, "Ψ row block": min(m * n * item, ROW_BLOCK_BYTES)})
         else:
@@ -252,13 +259,13 @@ def estimate_fit_memory(
     ``memory_limit``), as ``MemoryEstimate.solver`` says."""
     from galu.solvers._galu import _plan  # the same choice fit_galu makes
 
-    item = torch.empty((), dtype=dtype).element_size()
+    item = dtype.itemsize
     mixed = mixed_precision if mixed_precision is not None else dtype == torch.float64
     copies = (m * d + m * o) * item if copies_inputs else 0
+    size = FitSize(m, d, k, o, item, ridge, mixed, copies)
     if solver == "auto":
-        budget = memory_budget(torch.device(device), memory_limit)
-        return _plan(m, d, k, o, item, ridge, mixed, copies, budget).estimate
-    return path_estimate(solver, m, d, k, o, item, ridge=ridge, mixed=mixed, copies=copies)
+        return _plan(size, memory_budget(torch.device(device), memory_limit)).estimate
+    return path_estimate(solver, size)
 
 
 def refusal(
@@ -269,9 +276,7 @@ def refusal(
     fallbacks: tuple[MemoryEstimate, ...],
     *,
     device: torch.device,
-    m: int,
-    k: int,
-    item: int,
+    size: FitSize,
 ) -> InsufficientMemoryError:
     """The error for a path that does not fit: what it needs, what is available, and what to
     do — the first of ``fallbacks`` (matrix-free paths, preferred first) that fits, else how to
@@ -294,8 +299,9 @@ def refusal(
         lines.append(
             f"No path fits: the leanest, solver={least.solver!r}, needs about "
             f"{format_bytes(least.bytes)} (every path holds the m × k gate matrix, "
-            f"{format_bytes(m * k * item)}). Use fewer samples or gates (smaller k)"
-            + (", dtype=torch.float32 (half the memory)" if item == 8 else "")
+            f"{format_bytes(size.m * size.k * size.item)}). Use fewer samples or gates "
+            "(smaller k)"
+            + (", dtype=torch.float32 (half the memory)" if size.item == 8 else "")
             + (", or a device with more memory (device='cuda')" if device.type == "cpu" else "")
             + "."
         )

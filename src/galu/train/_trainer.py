@@ -87,14 +87,9 @@ def _width(model: nn.Module, which: str) -> tuple[str, int] | None:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         return None
-    return (
-        ("in_features", linears[0].in_features)
-        if which == "in"
-        else (
-            "out_features",
-            linears[-1].out_features,
-        )
-    )
+    if which == "in":
+        return "in_features", linears[0].in_features
+    return "out_features", linears[-1].out_features
 
 
 def _check_widths(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, loss: str) -> None:
