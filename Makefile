@@ -10,7 +10,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements/lock.txt -e '.[dev,ray,kernels]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements/lock.txt -e '.[dev,ray,kernels,fast]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
