@@ -63,7 +63,8 @@ def test_unknown_preset_and_experiment():
         match=r"unknown experiment 'memorisation'; valid experiments: "
         r"channels-erf, channels-jump, channels-sweep, channels-toy, dgn-depth, dgn-variants, "
         r"gate-adaptation, generalization, ggdln-curves, ggdln-gate-learning, ggdln-multitask, "
-        r"glu-lm, memorization, min-width",
+        r"ggln-regression, gln-capacity, gln-forgetting, gln-local-vs-global, gln-online, "
+        r"gln-regret, glu-lm, memorization, min-width",
     ):
         get_experiment("memorisation")
 

@@ -17,6 +17,14 @@ PAPERS: dict[str, tuple[str, ...]] = {
     "galu": ("memorization", "min-width", "generalization", "real-data"),
     "ggdln": ("ggdln-curves", "ggdln-gate-learning", "ggdln-multitask"),
     "channels": ("channels-toy", "channels-sweep", "channels-erf", "channels-jump"),
+    "gln": (
+        "gln-online",
+        "gln-forgetting",
+        "gln-regret",
+        "gln-capacity",
+        "ggln-regression",
+        "gln-local-vs-global",
+    ),
 }
 
 
