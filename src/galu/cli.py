@@ -324,13 +324,19 @@ def bench_cmd(
     """Run a benchmark from the source checkout; extra options go to it (`-- --help` for its own).
 
     `galu bench solvers --sizes small` compares the exact solvers with scnn and Adam (needs
-    `pip install -e '.[bench]'`); `galu bench paths` checks every solver path against numpy.
+    `pip install -e '.[bench]'`); `galu bench paths` checks every solver path against numpy;
+    `galu bench gln` times exact online GLN training against pygln and DeepMind's code.
     """
     import subprocess
     import sys
 
     folder = benchmarks_dir()
-    available = sorted(p.stem for p in folder.glob("*.py")) if folder.is_dir() else []
+    # benchmarks/_name.py are helpers (e.g. the GLN anchors' runners), not benchmarks
+    available = (
+        sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+        if folder.is_dir()
+        else []
+    )
     if not available:
         _fail(
             f"no benchmarks found at {folder}: they ship with the source checkout, not the "
