@@ -22,15 +22,25 @@ def _digits():
     return X[:600], y[:600]
 
 
-def test_partial_fit_in_pieces_equals_one_pass_of_fit() -> None:
+def test_partial_fit_equals_fit_and_pieces_equal_one_stream() -> None:
     X, y = _digits()
     a = GLNClassifier(context_dim=2, lr=0.03, random_state=0).fit(X, y)
     b = GLNClassifier(context_dim=2, lr=0.03, random_state=0)
     b.partial_fit(X, y)  # the first call fixes the scaler, as fit's does
-    c = GLNClassifier(context_dim=2, lr=0.03, random_state=0)
-    c.partial_fit(X[:1], y[:1], classes=np.arange(10))
     np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=0, atol=1e-14)
-    assert c.n_seen_ == 1 and list(c.classes_) == list(range(10))
+    # in pieces: the scaler is the first piece's, and the network sees one stream
+    c = GLNClassifier(context_dim=2, lr=0.03, random_state=0)
+    for piece in np.array_split(np.arange(600), 7):
+        c.partial_fit(X[piece], y[piece], classes=np.arange(10))
+    first = X[np.array_split(np.arange(600), 7)[0]]
+    sd = first.std(0)
+    z = torch.from_numpy((X - first.mean(0)) / np.where(sd > 1e-12, sd, 1.0)).clamp(-30, 30)
+    net = BernoulliGLN(64, 64, (16, 16, 1), num_outputs=10, context_dim=2, lr=0.03,
+                       dtype=torch.float64, hyperplanes=c.gln_.contexts)  # fmt: skip
+    net.update(torch.sigmoid(z), z, torch.from_numpy(y))
+    p = net.predict(torch.sigmoid(z), z).numpy()
+    np.testing.assert_allclose(c.predict_proba(X), p / p.sum(1, keepdims=True), atol=1e-13)
+    assert c.n_seen_ == 600 and c.gln_.steps.item() == 600
 
 
 def test_classifier_is_the_network_it_wraps() -> None:
@@ -81,6 +91,21 @@ def test_unseen_classes_are_a_clear_error() -> None:
         GLNClassifier(n_passes=0).fit(X, y)
     with pytest.raises(ValueError, match=r"at least 2 classes; got 1 class"):
         GLNClassifier().fit(X[:5], np.zeros(5))
+    # a first call whose `classes` misses a label is refused before anything is built
+    fresh = GLNClassifier(random_state=0)
+    with pytest.raises(ValueError, match=r"classes \[2\] missing from `classes`"):
+        fresh.partial_fit(X[:30], np.minimum(y[:30], 2), classes=[0, 1])
+    assert not hasattr(fresh, "gln_")
+    fresh.partial_fit(X[:30], np.minimum(y[:30], 2), classes=[0, 1, 2])  # and can be corrected
+
+
+def test_minibatch_modes_learn_in_batches_of_batch_size() -> None:
+    X, y = _digits()
+    for mode in ("sum", "mean"):
+        clf = GLNClassifier(context_dim=2, lr=0.03, batch_mode=mode, batch_size=16,
+                            random_state=0).fit(X, y)  # fmt: skip
+        assert clf.gln_.steps.item() == -(-600 // 16)  # one step per minibatch
+        assert clf.score(X, y) > 0.8
 
 
 def test_regressor_learns_and_reports_its_uncertainty() -> None:

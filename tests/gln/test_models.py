@@ -334,19 +334,18 @@ def test_gaussian_engines_agree_and_guard() -> None:
     assert torch.equal(r.mean, before[0]) and torch.equal(r.variance, before[1])
     r = net.update(mu, side, y)
     assert bool(((r.variance >= 0.01 - 1e-12) & (r.variance <= 10.0 + 1e-12)).all())
-    # a huge step size: with the guard, means stay bounded and guarded updates are counted
-    wild = GaussianGLN(
-        3,
-        2,
-        (4, 1),
-        context_dim=2,
-        lr=50.0,
-        dtype=D,
-        mean_bound=5.0,
-        generator=torch.Generator().manual_seed(1),
-    )
-    r = wild.update(mu, side, y * 10)
-    assert r.guarded > 0 and bool((r.mean.abs() <= 5.0).all())
+
+    # a huge step size: without the guard the means run away; with it they are clipped and the
+    # updates that would have followed them are skipped (and counted)
+    def wild(bound: float) -> GaussianGLN:
+        return GaussianGLN(3, 2, (4, 1), context_dim=2, lr=50.0, dtype=D, mean_bound=bound,
+                           generator=torch.Generator().manual_seed(1))  # fmt: skip
+
+    free, guarded = wild(1e30), wild(5.0)
+    r_free, r_guard = free.update(mu, side, y * 10), guarded.update(mu, side, y * 10)
+    assert r_free.guarded == 0 and float(r_free.mean.abs().max()) > 50
+    assert r_guard.guarded > 0
+    assert not torch.equal(free.weight0, guarded.weight0)
 
 
 @pytest.mark.skipif(
@@ -387,3 +386,39 @@ def test_both_triton_walks_equal_the_numpy_walk(on_chip: bool) -> None:
             assert np.allclose(out.numpy(), ref, rtol=0, atol=1e-13)
             assert np.allclose(Wt.numpy(), Wn, rtol=0, atol=1e-13)
             assert float(np.abs(Wn).max()) == pytest.approx(0.4)  # the box bound
+
+
+def test_empty_batches_and_shared_hyperplanes() -> None:
+    base, side, y = _data(5, 5, 4, 3)
+    for mode in ("sequential", "sum"):
+        net = _net(batch_mode=mode)
+        r = net.update(base[:0], side[:0], y[:0])
+        assert r.predictions.shape == (0, 3) and [t.shape[0] for t in r.losses] == [0, 0, 0]
+        assert net.steps.item() == 0
+    g = GaussianGLN(5, 4, (2, 1), dtype=D).update(base[:0], side[:0], torch.zeros(0, dtype=D))
+    assert g.mean.shape == (0, 1) and g.guarded == 0
+    # a HalfSpaces passed in is copied, not shared or converted in place
+    hs = HalfSpaces.sample((3, 8), 4, 2, generator=torch.Generator().manual_seed(0), dtype=D)
+    net = BernoulliGLN(5, 4, (4, 3, 1), num_outputs=3, context_dim=2, hyperplanes=hs)
+    assert net.contexts is not hs and hs.normals.dtype == D and net.contexts.normals.dtype != D
+    # the batch modes count minibatches: t = 1, 2, ... per call
+    net = _net(batch_mode="mean", lr="pygln")
+    for _ in range(3):
+        net.update(base, side, y)
+    assert net.steps.item() == 3
+
+
+def test_more_bad_input() -> None:
+    cases = [
+        (lambda: _net(lr=float("inf")), r"`lr` \(=inf\) must be a finite number"),
+        (lambda: _net(offset_scale=float("inf")), r"`offset_scale` \(=inf\)"),
+        (lambda: GaussianGLN(2, 2, (2, 1), bias_means=(float("nan"),)), r"`bias_means`"),
+        (lambda: DendriticGLN(2, 2, (2, 1), engine="triton"), r"Bernoulli GLNs only"),
+        (lambda: _net().update(*_data(3, 5, 4, 3)[:2], torch.zeros(4, 3)),
+         r"`target` must have shape \(3,\) or \(3, 3\); got \(4, 3\)"),
+    ]  # fmt: skip
+    for fn, pattern in cases:
+        with pytest.raises(ValueError, match=pattern):
+            fn()
+    # many branches are fine for a dendritic network (its table is linear in B)
+    assert DendriticGLN(2, 2, (2, 1), branches=40).weight0.shape == (1, 2, 40, 3)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from galu.gln import BernoulliGLN, DendriticGLN, GaussianGLN
+from galu.gln import BernoulliGLN, DendriticGLN, GaussianGLN, LearningRate
 from galu.gln._scan import numba_status
 from galu.kernels import triton_status
 from tests.gln import reference as ref
@@ -59,49 +59,40 @@ CASES = [(e, r) for e in ENGINES for r in ("none", "confident", "deepmind")
 @pytest.mark.parametrize(("engine", "skip_rule"), CASES)
 def test_bernoulli_sequential_equals_reference(engine: str, skip_rule: str) -> None:
     base, side, labels, Y = _stream()
-    net = BernoulliGLN(
-        6,
-        4,
-        SIZES,
-        num_outputs=3,
-        context_dim=3,
-        lr="pygln",
-        eps=0.02,
-        beta=1.5,
-        skip_rule=skip_rule,
-        engine=engine,
-        chunk_size=64,
-        dtype=D,
-        generator=torch.Generator().manual_seed(7),
-    )
-    # a larger step so that the box and the skip rules bind on this short stream
-    net.lr = type(net.lr)(0.4)
+    # a large, decaying step (η_t = min(0.6, 6/t)) so that the box, the skip rules and the step
+    # counter all matter on this short stream; chunks of 64 split it in three calls' worth
+    lr = LearningRate(0.6, c=6.0)
+    net = BernoulliGLN(6, 4, SIZES, num_outputs=3, context_dim=3, lr=lr, eps=0.02, beta=1.5,
+                       skip_rule=skip_rule, engine=engine, chunk_size=64, dtype=D,
+                       generator=torch.Generator().manual_seed(7))  # fmt: skip
     W0 = [w.numpy().copy() for w in net.weights]
     V, b = _layers(net, SIZES)
-    r = net.update(torch.from_numpy(base), torch.from_numpy(side), torch.from_numpy(labels))
-    p_ref, l_ref, W_ref = ref.bernoulli_sequential(
-        W0,
-        V,
-        b,
-        base,
-        side,
-        Y,
-        _etas(net, len(Y)),
-        eps=0.02,
-        beta=1.5,
-        bias_logit=math.log(net.bias / (1 - net.bias)),
-        skip_rule=skip_rule,
-    )
-    _close(r.predictions.numpy(), p_ref, "predictions")
+    half = len(Y) // 2  # two update calls: the counter carries over
+    r1 = net.update(torch.from_numpy(base[:half]), torch.from_numpy(side[:half]),
+                    torch.from_numpy(labels[:half]))  # fmt: skip
+    r2 = net.update(torch.from_numpy(base[half:]), torch.from_numpy(side[half:]),
+                    torch.from_numpy(labels[half:]))  # fmt: skip
+    etas = np.minimum(0.6, 6.0 / np.arange(1, len(Y) + 1))
+    kw = dict(eps=0.02, beta=1.5, bias_logit=math.log(net.bias / (1 - net.bias)))
+    p_ref, l_ref, W_ref = ref.bernoulli_sequential(W0, V, b, base, side, Y, etas,
+                                                   skip_rule=skip_rule, **kw)  # fmt: skip
+    preds = torch.cat([r1.predictions, r2.predictions]).numpy()
+    _close(preds, p_ref, "predictions")
     for i in range(3):
-        _close(r.losses[i].numpy(), l_ref[i], f"losses of layer {i}")
+        losses = torch.cat([r1.losses[i], r2.losses[i]]).numpy()
+        _close(losses, l_ref[i], f"losses of layer {i}")
         _close(net.weights[i].numpy(), W_ref[i], f"weights of layer {i}")
-    # the box did bind somewhere, and (for the skipping rules) some updates were skipped
+    # the box bound somewhere, and a skipping rule skipped something that `none` learnt from
     assert max(float(np.abs(w).max()) for w in W_ref) == pytest.approx(1.5)
+    if skip_rule != "none":
+        _, _, W_none = ref.bernoulli_sequential(W0, V, b, base, side, Y, etas,
+                                                skip_rule="none", **kw)  # fmt: skip
+        assert max(float(np.abs(a - c).max()) for a, c in zip(W_ref, W_none, strict=True)) > 1e-3
 
 
 @pytest.mark.parametrize("mode", ["sum", "mean"])
-def test_bernoulli_batch_modes_equal_reference(mode: str) -> None:
+@pytest.mark.parametrize("skip_rule", ["none", "confident", "deepmind"])
+def test_bernoulli_batch_modes_equal_reference(mode: str, skip_rule: str) -> None:
     base, side, labels, Y = _stream(T=40)
     net = BernoulliGLN(
         6,
@@ -112,6 +103,7 @@ def test_bernoulli_batch_modes_equal_reference(mode: str) -> None:
         lr=0.3,
         batch_mode=mode,
         dtype=D,
+        skip_rule=skip_rule,
         generator=torch.Generator().manual_seed(3),
     )
     W = [w.numpy().copy() for w in net.weights]
@@ -122,7 +114,7 @@ def test_bernoulli_batch_modes_equal_reference(mode: str) -> None:
             torch.from_numpy(side[s : s + 10]),
             torch.from_numpy(labels[s : s + 10]),
         )
-        p_ref, _, W = ref.bernoulli_batch(
+        p_ref, l_ref, W = ref.bernoulli_batch(
             W,
             V,
             b,
@@ -133,16 +125,19 @@ def test_bernoulli_batch_modes_equal_reference(mode: str) -> None:
             eps=0.01,
             beta=5.0,
             bias_logit=math.log(net.bias / (1 - net.bias)),
-            skip_rule="confident",
+            skip_rule=skip_rule,
             mode=mode,
         )
         _close(r.predictions.numpy(), p_ref, f"{mode} predictions")
+        for i in range(3):
+            _close(r.losses[i].numpy(), l_ref[i], f"{mode} losses of layer {i}")
     for i in range(3):
         _close(net.weights[i].numpy(), W[i], f"{mode} weights of layer {i}")
 
 
+@pytest.mark.parametrize("skip_rule", ["none", "confident", "deepmind"])
 @pytest.mark.parametrize("engine", [e for e in ENGINES if e != "triton"])
-def test_dendritic_equals_reference(engine: str) -> None:
+def test_dendritic_equals_reference(engine: str, skip_rule: str) -> None:
     base, side, labels, Y = _stream(T=100)
     net = DendriticGLN(
         6,
@@ -151,6 +146,7 @@ def test_dendritic_equals_reference(engine: str) -> None:
         num_outputs=3,
         branches=3,
         lr=0.1,
+        skip_rule=skip_rule,
         engine=engine,
         dtype=D,
         generator=torch.Generator().manual_seed(5),
@@ -158,7 +154,7 @@ def test_dendritic_equals_reference(engine: str) -> None:
     W0 = [w.numpy().copy() for w in net.weights]
     V, b = _layers(net, SIZES)
     r = net.update(torch.from_numpy(base), torch.from_numpy(side), torch.from_numpy(labels))
-    p_ref, _l_ref, W_ref = ref.dendritic_sequential(
+    p_ref, l_ref, W_ref = ref.dendritic_sequential(
         W0,
         V,
         b,
@@ -169,10 +165,11 @@ def test_dendritic_equals_reference(engine: str) -> None:
         eps=0.01,
         beta=5.0,
         bias_logit=math.log(net.bias / (1 - net.bias)),
-        skip_rule="confident",
+        skip_rule=skip_rule,
     )
     _close(r.predictions.numpy(), p_ref, "predictions")
     for i in range(3):
+        _close(r.losses[i].numpy(), l_ref[i], f"losses of layer {i}")
         _close(net.weights[i].numpy(), W_ref[i], f"weights of layer {i}")
 
 

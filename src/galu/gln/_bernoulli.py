@@ -120,7 +120,9 @@ class BernoulliGLN(nn.Module):
             gradient through the clip in DeepMind's GLN code — it freezes confidently wrong
             neurons).
         lr: step size: a number (constant), a :class:`LearningRate` (``min(η_max, c/(t0 +
-            slope·t))``), or ``"deepmind"`` / ``"pygln"`` for those codes' schedules.
+            slope·t))``), or ``"deepmind"`` / ``"pygln"`` for those codes' schedules. ``t`` counts
+            examples in ``sequential`` mode and minibatches (``update`` calls) in ``sum`` /
+            ``mean`` mode, as DeepMind's code does.
         batch_mode: ``"sequential"`` (exact online learning, example by example, however many
             examples one :meth:`update` call gets), ``"sum"`` or ``"mean"`` (one call is one
             minibatch: all its examples predicted with the same weights, updates summed —
@@ -195,7 +197,7 @@ class BernoulliGLN(nn.Module):
         self.context_dim = _check_int("context_dim", context_dim, 0)
         if not (isinstance(eps, int | float) and 0 < eps < 0.5):
             raise ValueError(f"`eps` (={eps!r}) must be a number in (0, 0.5).")
-        if isinstance(beta, bool) or not (isinstance(beta, int | float) and beta > 0):
+        if isinstance(beta, bool) or not (isinstance(beta, int | float) and 0 < beta < math.inf):
             raise ValueError(f"`beta` (={beta!r}) must be a number > 0 (the weight box).")
         if bias is not None and not (isinstance(bias, int | float) and 0 < bias < 1):
             raise ValueError(f"`bias` (={bias!r}) must be a probability in (0, 1), or None.")
@@ -209,6 +211,7 @@ class BernoulliGLN(nn.Module):
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"`dtype` (={dtype!r}) must be torch.float32 or torch.float64.")
         device = torch.device(device) if device is not None else torch.device("cpu")
+        self._dtype = dtype
         nb = 0 if bias is None else 1
         self.inputs = (in_features + nb, *(k + nb for k in sizes[:-1]))
         check_memory(
@@ -223,8 +226,8 @@ class BernoulliGLN(nn.Module):
             memory_limit,
             self._reduce_hint(),
         )
-        if not (isinstance(offset_scale, int | float) and offset_scale >= 0):
-            raise ValueError(f"`offset_scale` (={offset_scale!r}) must be a number >= 0.")
+        if not (isinstance(offset_scale, int | float) and 0 <= offset_scale < math.inf):
+            raise ValueError(f"`offset_scale` (={offset_scale!r}) must be a finite number >= 0.")
         self.offset_scale = float(offset_scale)
         self.contexts = self._hyperplanes(hyperplanes, generator, dtype, device)
         for i, (k, n) in enumerate(zip(sizes, self.inputs, strict=False)):
@@ -246,9 +249,10 @@ class BernoulliGLN(nn.Module):
         return f"2^C={self._tables()} contexts"
 
     def _reduce_hint(self) -> str:
+        f32 = ", use dtype=torch.float32" if self._dtype == torch.float64 else ""
         return (
             "Reduce context_dim (each hyperplane doubles the table), the layer sizes or "
-            "num_outputs, use dtype=torch.float32, or raise memory_limit."
+            f"num_outputs{f32}, or raise memory_limit."
         )
 
     def _hyperplanes(
@@ -267,7 +271,10 @@ class BernoulliGLN(nn.Module):
                     f"network needs {want} (num_outputs, Σ layer_sizes, context_dim, "
                     "side_features)."
                 )
-            return hyperplanes.to(dtype=dtype, device=device)
+            # a copy: the caller's object is neither shared nor converted in place
+            return HalfSpaces(
+                hyperplanes.normals.detach().clone(), hyperplanes.offsets.detach().clone()
+            ).to(dtype=dtype, device=device)
         if hyperplanes not in RULES:
             raise ValueError(
                 f"`hyperplanes` (={hyperplanes!r}) must be one of {', '.join(RULES)} or a "
@@ -342,6 +349,7 @@ class BernoulliGLN(nn.Module):
 
     def _targets(self, target: Any, T: int) -> torch.Tensor:
         y = torch.as_tensor(target)
+        given = tuple(y.shape)
         A = self.num_outputs
         if y.ndim == 1 and A > 1:
             if y.is_floating_point() and bool((y != y.round()).any()):
@@ -354,9 +362,7 @@ class BernoulliGLN(nn.Module):
         elif y.ndim == 1:
             y = y[:, None]
         if y.ndim != 2 or y.shape != (T, A):
-            raise ValueError(
-                f"`target` must have shape ({T},) or ({T}, {A}); got {tuple(y.shape)}."
-            )
+            raise ValueError(f"`target` must have shape ({T},) or ({T}, {A}); got {given}.")
         y = y.to(torch.float64)
         if not bool(((y == 0) | (y == 1)).all()):
             bad = y[(y != 0) & (y != 1)][0].item()
@@ -455,6 +461,10 @@ class BernoulliGLN(nn.Module):
         T = x.shape[0]
         z = self._side(side, T)
         y = self._targets(target, T)
+        if T == 0:  # nothing to learn from; the step counter does not move
+            return GLNUpdate(
+                y.clone(), tuple(y.new_zeros(0, self.num_outputs, k) for k in self.layer_sizes)
+            )
         losses: list[list[torch.Tensor]] = [[] for _ in self.layer_sizes]
         preds = []
         if self.batch_mode == "sequential":

@@ -35,8 +35,6 @@ class HalfSpaces(nn.Module):
                 f"`offsets` must have shape {tuple(normals.shape[:-1])} (normals' shape without "
                 f"d); got {tuple(offsets.shape)}."
             )
-        if normals.shape[-2] > 30:
-            raise ValueError(f"at most 30 hyperplanes per neuron; got C={normals.shape[-2]}.")
         self.register_buffer("normals", normals)
         self.register_buffer("offsets", offsets.to(normals.dtype))
         self.register_buffer(
@@ -64,6 +62,8 @@ class HalfSpaces(nn.Module):
             raise ValueError(f"`rule` (={rule!r}) must be one of {', '.join(RULES)}.")
         if isinstance(context_dim, bool) or not isinstance(context_dim, int) or context_dim < 0:
             raise ValueError(f"`context_dim` (={context_dim!r}) must be an integer >= 0.")
+        if not (isinstance(offset_scale, int | float) and 0 <= offset_scale < float("inf")):
+            raise ValueError(f"`offset_scale` (={offset_scale!r}) must be a finite number >= 0.")
         shape = tuple(shape)
         v = torch.randn(
             *shape, context_dim, side_features, generator=generator, dtype=torch.float64
@@ -93,4 +93,9 @@ class HalfSpaces(nn.Module):
         return dist.view(z.shape[0], *shape) > self.offsets
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.context_dim > 62:
+            raise ValueError(
+                f"a context index of C={self.context_dim} hyperplanes does not fit in int64 "
+                "(at most 62); use bits() for gates."
+            )
         return (self.bits(z).long() * self.powers).sum(-1)

@@ -49,6 +49,8 @@ class DendriticGLN(BernoulliGLN):
             )
         if isinstance(branches, bool) or not isinstance(branches, int) or branches < 1:
             raise ValueError(f"`branches` (={branches!r}) must be an integer >= 1.")
+        if kwargs.get("engine", "auto") == "triton":
+            raise ValueError("`engine` (='triton'): the fused kernel covers Bernoulli GLNs only.")
         super().__init__(in_features, side_features, layer_sizes, context_dim=branches, **kwargs)
         if self.init == "mean":
             for W in self.weights:
@@ -65,10 +67,8 @@ class DendriticGLN(BernoulliGLN):
         return f"B={self.context_dim} branches"
 
     def _reduce_hint(self) -> str:
-        return (
-            "Reduce branches, the layer sizes or num_outputs, use dtype=torch.float32, or "
-            "raise memory_limit."
-        )
+        f32 = ", use dtype=torch.float32" if self._dtype == torch.float64 else ""
+        return f"Reduce branches, the layer sizes or num_outputs{f32}, or raise memory_limit."
 
     def _gating(self, z: torch.Tensor) -> list[torch.Tensor]:
         """Per layer, each branch's gate: ``(T, A, K_i, B)`` booleans."""

@@ -50,7 +50,7 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters: ``layer_sizes`` (ending with 1), ``context_dim``, ``lr``, ``eps``, ``beta``,
     ``skip_rule``, ``hyperplanes``, ``offset_scale``, ``init``, ``batch_mode`` as
-    :class:`galu.gln.BernoulliGLN`;
+    :class:`galu.gln.BernoulliGLN` (``sum`` / ``mean`` learn in minibatches of ``batch_size``);
     ``n_passes`` for ``fit``; ``random_state`` seeds the hyperplanes (and the pass order when
     ``shuffle``).
 
@@ -78,6 +78,7 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
         offset_scale: float = 0.05,
         init: str = "mean",
         batch_mode: str = "sequential",
+        batch_size: int = 16,
         n_passes: int = 1,
         shuffle: bool = False,
         random_state: int | np.random.RandomState | None = None,
@@ -92,6 +93,7 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
         self.offset_scale = offset_scale
         self.init = init
         self.batch_mode = batch_mode
+        self.batch_size = batch_size
         self.n_passes = n_passes
         self.shuffle = shuffle
         self.random_state = random_state
@@ -135,9 +137,16 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
                 f"`y` holds classes {unseen.tolist()} not among classes_ {self.classes_.tolist()}; "
                 "pass every class with `classes=` on the first partial_fit call."
             )
-        labels = np.searchsorted(self.classes_, y)
+        labels = torch.from_numpy(np.searchsorted(self.classes_, y))
         base, side = self._features(X)
-        self.gln_.update(base, side, torch.from_numpy(labels))
+        if self.batch_mode == "sequential":
+            self.gln_.update(base, side, labels)
+        else:  # sum / mean: minibatches of batch_size, in order
+            B = self.batch_size
+            if isinstance(B, bool) or not isinstance(B, int | np.integer) or B < 1:
+                raise ValueError(f"`batch_size` (={B!r}) must be an integer >= 1.")
+            for i in range(0, len(labels), int(B)):
+                self.gln_.update(base[i : i + B], side[i : i + B], labels[i : i + B])
         self.n_seen_ += len(y)
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> GLNClassifier:
@@ -147,7 +156,14 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y, reset=first, dtype=np.float64)
         check_classification_targets(y)
         if first:
-            self._build(X, np.unique(y) if classes is None else np.unique(np.asarray(classes)))
+            known = np.unique(y) if classes is None else np.unique(np.asarray(classes))
+            unseen = np.setdiff1d(np.unique(y), known)
+            if unseen.size:  # checked before anything is built, so a corrected call can follow
+                raise ValueError(
+                    f"`y` holds classes {unseen.tolist()} missing from `classes` "
+                    f"(={known.tolist()})."
+                )
+            self._build(X, known)
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(
                 f"`classes` (={list(classes)!r}) differs from the first call's "

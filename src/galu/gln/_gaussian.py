@@ -3,6 +3,7 @@ gated by half-space contexts, each trained online by its own Gaussian log-likeli
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -120,7 +121,12 @@ class GaussianGLN(nn.Module):
                 raise ValueError(f"`{key}` (={value!r}) must be a number > 0.")
         if not s2_min < s2_max:
             raise ValueError(f"`s2_min` (={s2_min!r}) must be below `s2_max` (={s2_max!r}).")
-        self.bias_means = tuple(float(m) for m in bias_means)
+        try:
+            self.bias_means = tuple(float(m) for m in bias_means)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"`bias_means` (={bias_means!r}) must be numbers.") from exc
+        if not all(math.isfinite(m) for m in self.bias_means):
+            raise ValueError(f"`bias_means` (={bias_means!r}) must be finite.")
         self.base_variance, self.s2_min, self.s2_max = base_variance, s2_min, s2_max
         self.beta, self.mean_bound = float(beta), float(mean_bound)
         self.init = _check_choice("init", init, INITS)
@@ -155,10 +161,14 @@ class GaussianGLN(nn.Module):
                     f"`hyperplanes` has normals of shape {tuple(hyperplanes.normals.shape)}; "
                     f"this network needs {want}."
                 )
-            self.contexts = hyperplanes.to(dtype=dtype, device=device)
+            self.contexts = HalfSpaces(
+                hyperplanes.normals.detach().clone(), hyperplanes.offsets.detach().clone()
+            ).to(dtype=dtype, device=device)
         elif hyperplanes in RULES:
-            if not (isinstance(offset_scale, int | float) and offset_scale >= 0):
-                raise ValueError(f"`offset_scale` (={offset_scale!r}) must be a number >= 0.")
+            if not (isinstance(offset_scale, int | float) and 0 <= offset_scale < math.inf):
+                raise ValueError(
+                    f"`offset_scale` (={offset_scale!r}) must be a finite number >= 0."
+                )
             self.contexts = HalfSpaces.sample(
                 shape,
                 side_features,
@@ -181,7 +191,7 @@ class GaussianGLN(nn.Module):
                 dtype=dtype,
                 device=device,
             )
-            self.register_buffer(f"weight{i}", w)
+            self.register_buffer(f"weight{i}", w.clamp_(-self.beta, self.beta))
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
 
     @property
@@ -302,6 +312,14 @@ class GaussianGLN(nn.Module):
         if z.shape[0] != T:
             raise ValueError(f"`side` has {z.shape[0]} rows but `base` has {T}; they must match.")
         y = self._targets(target, T)
+        if T == 0:
+            empty = y.new_zeros(0, self.num_outputs)
+            return GaussianUpdate(
+                empty,
+                empty.clone(),
+                tuple(y.new_zeros(0, self.num_outputs, k) for k in self.layer_sizes),
+                0,
+            )
         engine = resolve_engine(self.engine, self.device)
         means, variances, guarded = [], [], 0
         losses: list[list[torch.Tensor]] = [[] for _ in self.layer_sizes]

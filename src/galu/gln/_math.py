@@ -109,12 +109,15 @@ class LearningRate:
     slope: float = 1.0
 
     def __post_init__(self) -> None:
+        def ok(v: object) -> bool:
+            return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
         for key in ("eta_max", "c", "slope"):
             value = getattr(self, key)
-            if value is not None and not (isinstance(value, int | float) and value > 0):
-                raise ValueError(f"`lr` {key} (={value!r}) must be a number > 0.")
-        if not (isinstance(self.t0, int | float) and self.t0 >= 0):
-            raise ValueError(f"`lr` t0 (={self.t0!r}) must be a number >= 0.")
+            if value is not None and not (ok(value) and value > 0):
+                raise ValueError(f"`lr` {key} (={value!r}) must be a finite number > 0.")
+        if not (ok(self.t0) and self.t0 >= 0):
+            raise ValueError(f"`lr` t0 (={self.t0!r}) must be a finite number >= 0.")
 
     def __call__(self, t: torch.Tensor) -> torch.Tensor:
         """Step sizes for the (1-based, float) update counts ``t``."""
@@ -143,8 +146,9 @@ def as_learning_rate(lr: float | str | LearningRate) -> LearningRate:
         if lr not in SCHEDULES:
             raise ValueError(f"`lr` (={lr!r}) names no schedule; valid: {', '.join(SCHEDULES)}.")
         return SCHEDULES[lr]
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:
         raise ValueError(
-            f"`lr` (={lr!r}) must be a number > 0, a LearningRate or one of {', '.join(SCHEDULES)}."
+            f"`lr` (={lr!r}) must be a finite number > 0, a LearningRate or one of "
+            f"{', '.join(SCHEDULES)}."
         )
     return LearningRate(float(lr))

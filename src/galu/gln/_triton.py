@@ -23,6 +23,7 @@ def _bernoulli_walk_on_chip(
     Y,
     ETA,
     OUT,
+    P,
     T,
     A,
     K,
@@ -30,9 +31,6 @@ def _bernoulli_walk_on_chip(
     n,
     x_t,
     x_a,
-    lo,
-    eps,
-    beta,
     SHARED: tl.constexpr,
     RULE: tl.constexpr,
     BLOCK: tl.constexpr,
@@ -43,12 +41,18 @@ def _bernoulli_walk_on_chip(
     back after the chunk — no memory traffic for weights inside the walk."""
     j = tl.program_id(0)
     a = j // K
+    # ε, β and logit ε in the weights' dtype (Python floats would reach the compiled kernel as
+    # fp32 and move float64 results by ~1e-7)
+    lo = tl.load(P)
+    eps = tl.load(P + 1)
+    beta = tl.load(P + 2)
+    base = j.to(tl.int64) * E * n  # int64: tables of 2^31 entries and more
     xa = a * (1 - SHARED)
     offs = tl.arange(0, BLOCK)
     rows = tl.arange(0, EB)
     mask = offs < n
     tmask = (rows[:, None] < E) & mask[None, :]
-    ptrs = W + j * E * n + rows[:, None] * n + offs[None, :]
+    ptrs = W + base + rows[:, None] * n + offs[None, :]
     table = tl.load(ptrs, mask=tmask, other=0.0)
     for t in range(T):
         c = tl.load(CTX + t * A * K + j)
@@ -78,6 +82,7 @@ def _bernoulli_walk(
     Y,
     ETA,
     OUT,
+    P,
     T,
     A,
     K,
@@ -85,19 +90,22 @@ def _bernoulli_walk(
     n,
     x_t,
     x_a,
-    lo,
-    eps,
-    beta,
     SHARED: tl.constexpr,
     RULE: tl.constexpr,
     BLOCK: tl.constexpr,
 ):  # pragma: no cover - compiled
     j = tl.program_id(0)
     a = j // K
+    # ε, β and logit ε in the weights' dtype (Python floats would reach the compiled kernel as
+    # fp32 and move float64 results by ~1e-7)
+    lo = tl.load(P)
+    eps = tl.load(P + 1)
+    beta = tl.load(P + 2)
+    base = j.to(tl.int64) * E * n  # int64: tables of 2^31 entries and more
     xa = a * (1 - SHARED)
     offs = tl.arange(0, BLOCK)
     mask = offs < n
-    table = W + j * E * n
+    table = W + base
     for t in range(T):
         c = tl.load(CTX + t * A * K + j)
         x = tl.load(X + t * x_t + xa * x_a + offs, mask=mask, other=0.0)
@@ -145,8 +153,9 @@ def triton_scan(
     eb = max(2, triton.next_power_of_2(E))
     if on_chip is None:
         on_chip = eb * block <= ON_CHIP_ENTRIES
-    args = (W, ctx.contiguous(), X, Y.contiguous(), eta.contiguous(), out, T, A, K, E, n,
-            X.stride(0), X.stride(1), math.log(eps / (1 - eps)), eps, beta)  # fmt: skip
+    scalars = torch.tensor([math.log(eps / (1 - eps)), eps, beta], dtype=W.dtype, device=W.device)
+    args = (W, ctx.contiguous(), X, Y.contiguous(), eta.contiguous(), out, scalars, T, A, K, E,
+            n, X.stride(0), X.stride(1))  # fmt: skip
     common = dict(SHARED=int(X.shape[1] == 1), RULE=rule, BLOCK=block)
     if on_chip:
         _bernoulli_walk_on_chip[(A * K,)](*args, EB=eb, num_warps=4 if eb * block >= 2048 else 1,
