@@ -75,6 +75,61 @@ def check_memory(
     return needed
 
 
+def check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:
+    """``layer_sizes`` as a tuple of integers >= 1 ending with the single output neuron."""
+    sizes = tuple(layer_sizes) if isinstance(layer_sizes, Sequence) else (layer_sizes,)
+    if not sizes or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in sizes):
+        raise ValueError(f"`layer_sizes` (={layer_sizes!r}) must list integers >= 1.")
+    if sizes[-1] != 1:
+        raise ValueError(
+            f"`layer_sizes` (={layer_sizes!r}) must end with 1, the output neuron: e.g. "
+            f"{(*sizes, 1)!r}."
+        )
+    return sizes
+
+
+def make_halfspaces(hyperplanes: str | HalfSpaces, shape: tuple[int, int], side_features: int,
+                    context_dim: int, offset_scale: float, generator: torch.Generator | None,
+                    dtype: torch.dtype, device: torch.device) -> HalfSpaces:  # fmt: skip
+    """A network's hyperplanes: drawn by a rule's name, or a copy of a given :class:`HalfSpaces`
+    (so the caller's object is neither shared nor converted in place)."""
+    if isinstance(hyperplanes, HalfSpaces):
+        want = (*shape, context_dim, side_features)
+        if tuple(hyperplanes.normals.shape) != want:
+            raise ValueError(
+                f"`hyperplanes` has normals of shape {tuple(hyperplanes.normals.shape)}; this "
+                f"network needs {want} (num_outputs, Σ layer_sizes, context_dim, side_features)."
+            )
+        normals, offsets = hyperplanes.normals.detach(), hyperplanes.offsets.detach()
+        return HalfSpaces(normals.clone(), offsets.clone()).to(dtype=dtype, device=device)
+    if hyperplanes not in RULES:
+        raise ValueError(
+            f"`hyperplanes` (={hyperplanes!r}) must be one of {', '.join(RULES)} or a HalfSpaces."
+        )
+    if not (isinstance(offset_scale, int | float) and 0 <= offset_scale < math.inf):
+        raise ValueError(f"`offset_scale` (={offset_scale!r}) must be a finite number >= 0.")
+    return HalfSpaces.sample(shape, side_features, context_dim, rule=hyperplanes,
+                             offset_scale=offset_scale, generator=generator, dtype=dtype,
+                             device=device)  # fmt: skip
+
+
+def as_input(name: str, value: Any, width: int, dtype: torch.dtype,
+             device: torch.device) -> torch.Tensor:  # fmt: skip
+    """``value`` as a finite ``(T, width)`` tensor of ``dtype`` on ``device`` (a 1-D value is
+    one column when ``width`` is 1)."""
+    x = torch.as_tensor(value)
+    if x.ndim == 1 and width == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[1] != width:
+        raise ValueError(f"`{name}` must have shape (T, {width}); got {tuple(x.shape)}.")
+    if not x.is_floating_point():
+        x = x.to(torch.float64)
+    if not bool(torch.isfinite(x).all()):
+        bad = x[~torch.isfinite(x)][0].item()
+        raise ValueError(f"`{name}` contains a non-finite value ({bad}).")
+    return x.to(dtype=dtype, device=device)
+
+
 def _check_int(name: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"`{name}` (={value!r}) must be an integer >= {low}.")
@@ -184,15 +239,7 @@ class BernoulliGLN(nn.Module):
         super().__init__()
         self.in_features = _check_int("in_features", in_features, 1)
         self.side_features = _check_int("side_features", side_features, 1)
-        sizes = tuple(layer_sizes) if isinstance(layer_sizes, Sequence) else (layer_sizes,)
-        if not sizes or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in sizes):
-            raise ValueError(f"`layer_sizes` (={layer_sizes!r}) must list integers >= 1.")
-        if sizes[-1] != 1:
-            raise ValueError(
-                f"`layer_sizes` (={layer_sizes!r}) must end with 1, the output neuron: e.g. "
-                f"{(*sizes, 1)!r}."
-            )
-        self.layer_sizes = sizes
+        self.layer_sizes = sizes = check_layer_sizes(layer_sizes)
         self.num_outputs = _check_int("num_outputs", num_outputs, 1)
         self.context_dim = _check_int("context_dim", context_dim, 0)
         if not (isinstance(eps, int | float) and 0 < eps < 0.5):
@@ -226,9 +273,7 @@ class BernoulliGLN(nn.Module):
             memory_limit,
             self._reduce_hint(),
         )
-        if not (isinstance(offset_scale, int | float) and 0 <= offset_scale < math.inf):
-            raise ValueError(f"`offset_scale` (={offset_scale!r}) must be a finite number >= 0.")
-        self.offset_scale = float(offset_scale)
+        self.offset_scale = offset_scale
         self.contexts = self._hyperplanes(hyperplanes, generator, dtype, device)
         for i, (k, n) in enumerate(zip(sizes, self.inputs, strict=False)):
             shape = (num_outputs, k, self._tables(), n)
@@ -263,33 +308,8 @@ class BernoulliGLN(nn.Module):
         device: torch.device,
     ) -> HalfSpaces:
         shape = (self.num_outputs, sum(self.layer_sizes))
-        if isinstance(hyperplanes, HalfSpaces):
-            want = (*shape, self.context_dim, self.side_features)
-            if tuple(hyperplanes.normals.shape) != want:
-                raise ValueError(
-                    f"`hyperplanes` has normals of shape {tuple(hyperplanes.normals.shape)}; this "
-                    f"network needs {want} (num_outputs, Σ layer_sizes, context_dim, "
-                    "side_features)."
-                )
-            # a copy: the caller's object is neither shared nor converted in place
-            return HalfSpaces(
-                hyperplanes.normals.detach().clone(), hyperplanes.offsets.detach().clone()
-            ).to(dtype=dtype, device=device)
-        if hyperplanes not in RULES:
-            raise ValueError(
-                f"`hyperplanes` (={hyperplanes!r}) must be one of {', '.join(RULES)} or a "
-                "HalfSpaces."
-            )
-        return HalfSpaces.sample(
-            shape,
-            self.side_features,
-            self.context_dim,
-            rule=hyperplanes,
-            offset_scale=self.offset_scale,
-            generator=generator,
-            dtype=dtype,
-            device=device,
-        )
+        return make_halfspaces(hyperplanes, shape, self.side_features, self.context_dim,
+                               self.offset_scale, generator, dtype, device)  # fmt: skip
 
     @property
     def weights(self) -> list[torch.Tensor]:
@@ -310,17 +330,7 @@ class BernoulliGLN(nn.Module):
     # ------------------------------------------------------------------ inputs
 
     def _tensor(self, name: str, value: Any, width: int) -> torch.Tensor:
-        x = torch.as_tensor(value)
-        if x.ndim == 1 and width == 1:
-            x = x[:, None]
-        if x.ndim != 2 or x.shape[1] != width:
-            raise ValueError(f"`{name}` must have shape (T, {width}); got {tuple(x.shape)}.")
-        if not x.is_floating_point():
-            x = x.to(torch.float64)
-        if not bool(torch.isfinite(x).all()):
-            bad = x[~torch.isfinite(x)][0].item()
-            raise ValueError(f"`{name}` contains a non-finite value ({bad}).")
-        return x.to(dtype=self.dtype, device=self.device)
+        return as_input(name, value, width, self.dtype, self.device)
 
     def _base_logits(self, base: Any) -> torch.Tensor:
         p = self._tensor("base", base, self.in_features)

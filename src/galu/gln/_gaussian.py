@@ -12,8 +12,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from galu.gln._bernoulli import INITS, _check_choice, _check_int, check_memory
-from galu.gln._contexts import RULES, HalfSpaces
+from galu.gln._bernoulli import (
+    INITS,
+    _check_choice,
+    _check_int,
+    as_input,
+    check_layer_sizes,
+    check_memory,
+    make_halfspaces,
+)
+from galu.gln._contexts import HalfSpaces
 from galu.gln._math import LearningRate, as_learning_rate, gaussian_loss
 from galu.gln._scan import ENGINES, resolve_engine
 
@@ -99,15 +107,7 @@ class GaussianGLN(nn.Module):
         super().__init__()
         self.in_features = _check_int("in_features", in_features, 1)
         self.side_features = _check_int("side_features", side_features, 1)
-        sizes = tuple(layer_sizes) if isinstance(layer_sizes, Sequence) else (layer_sizes,)
-        if not sizes or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in sizes):
-            raise ValueError(f"`layer_sizes` (={layer_sizes!r}) must list integers >= 1.")
-        if sizes[-1] != 1:
-            raise ValueError(
-                f"`layer_sizes` (={layer_sizes!r}) must end with 1, the output neuron: e.g. "
-                f"{(*sizes, 1)!r}."
-            )
-        self.layer_sizes = sizes
+        self.layer_sizes = sizes = check_layer_sizes(layer_sizes)
         self.num_outputs = _check_int("num_outputs", num_outputs, 1)
         self.context_dim = _check_int("context_dim", context_dim, 0)
         for key, value in (
@@ -153,37 +153,16 @@ class GaussianGLN(nn.Module):
             "Reduce context_dim, the layer sizes or num_outputs, use "
             "dtype=torch.float32, or raise memory_limit.",
         )
-        shape = (num_outputs, sum(sizes))
-        if isinstance(hyperplanes, HalfSpaces):
-            want = (*shape, context_dim, side_features)
-            if tuple(hyperplanes.normals.shape) != want:
-                raise ValueError(
-                    f"`hyperplanes` has normals of shape {tuple(hyperplanes.normals.shape)}; "
-                    f"this network needs {want}."
-                )
-            self.contexts = HalfSpaces(
-                hyperplanes.normals.detach().clone(), hyperplanes.offsets.detach().clone()
-            ).to(dtype=dtype, device=device)
-        elif hyperplanes in RULES:
-            if not (isinstance(offset_scale, int | float) and 0 <= offset_scale < math.inf):
-                raise ValueError(
-                    f"`offset_scale` (={offset_scale!r}) must be a finite number >= 0."
-                )
-            self.contexts = HalfSpaces.sample(
-                shape,
-                side_features,
-                context_dim,
-                rule=hyperplanes,
-                offset_scale=offset_scale,
-                generator=generator,
-                dtype=dtype,
-                device=device,
-            )
-        else:
-            raise ValueError(
-                f"`hyperplanes` (={hyperplanes!r}) must be one of {', '.join(RULES)} or a "
-                "HalfSpaces."
-            )
+        self.contexts = make_halfspaces(
+            hyperplanes,
+            (num_outputs, sum(sizes)),
+            side_features,
+            context_dim,
+            offset_scale,
+            generator,
+            dtype,
+            device,
+        )
         for i, (k, n) in enumerate(zip(sizes, self.inputs, strict=False)):
             w = torch.full(
                 (num_outputs, k, 2**context_dim, n),
@@ -209,17 +188,7 @@ class GaussianGLN(nn.Module):
     # ------------------------------------------------------------------ inputs
 
     def _tensor(self, name: str, value: Any, width: int) -> torch.Tensor:
-        x = torch.as_tensor(value)
-        if x.ndim == 1 and width == 1:
-            x = x[:, None]
-        if x.ndim != 2 or x.shape[1] != width:
-            raise ValueError(f"`{name}` must have shape (T, {width}); got {tuple(x.shape)}.")
-        if not x.is_floating_point():
-            x = x.to(torch.float64)
-        if not bool(torch.isfinite(x).all()):
-            bad = x[~torch.isfinite(x)][0].item()
-            raise ValueError(f"`{name}` contains a non-finite value ({bad}).")
-        return x.to(dtype=self.dtype, device=self.device)
+        return as_input(name, value, width, self.dtype, self.device)
 
     def _base(self, base: Any) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(base, tuple):
