@@ -190,6 +190,20 @@ def test_auto_picks_by_shape_and_memory():
     assert fit_galu(X, y, U).solver == "dual"
 
 
+def test_auto_does_not_pick_the_rank_deficient_side_at_zero_ridge():
+    # (m, k, d) = (768, 32, 16): kd = 512 < m. By Cholesky flops alone the dual (m³/3 + m²(k+d))
+    # is cheaper than the primal (m(kd)² + (kd)³/3), but at λ = 0 its m × m kernel has rank
+    # ≤ kd and needs an eigendecomposition; with a ridge it is full rank again.
+    kw = dict(dtype=torch.float64, device=torch.device("cpu"), memory_limit=2**30)
+    assert choose_solver(768, 32, 16, **kw) == "primal"
+    assert choose_solver(768, 32, 16, ridge=1.0, **kw) == "dual"
+    assert choose_solver(300, 32, 16, **kw) == "dual"  # kd > m: the primal is the singular side
+    X, y, U = _problem(m=768, d=16, k=32)
+    auto, dual = fit_galu(X, y, U), fit_galu(X, y, U, solver="dual")
+    assert auto.solver in ("primal", "cg") and auto.solver != "dual"
+    assert torch.allclose(auto.predict(X), dual.predict(X), rtol=0, atol=1e-8)
+
+
 def test_lsqr_warns_when_it_cannot_converge():
     X, y, U = _problem(m=120, d=6, k=8)
     with pytest.warns(

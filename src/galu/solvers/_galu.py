@@ -292,14 +292,17 @@ def choose_solver(
     dtype: torch.dtype,
     device: torch.device,
     memory_limit: int | None = None,
+    ridge: float = 0.0,
 ) -> str:
     """The path ``solver="auto"`` takes for one output: the cheaper (in flops) of ``primal`` and
     ``dual`` among those whose estimated peak (:func:`estimate_fit_memory`) fits the direct
     budget, else ``cg``, else ``lsqr`` (the least memory), else ``cg`` (which ``fit_galu`` then
-    refuses). The budget is ``memory_limit`` bytes (or ``$GALU_MEMORY_LIMIT``), else the free
-    memory of the device, of which the direct paths may use half.
+    refuses). At ``ridge = 0`` the square system of the larger side is rank-deficient and is
+    charged an eigendecomposition. The budget is ``memory_limit`` bytes (or
+    ``$GALU_MEMORY_LIMIT``), else the free memory of the device, of which the direct paths may
+    use half.
     """
-    size = FitSize(m, d, k, 1, _check_dtype(dtype).itemsize, 0.0, dtype == torch.float64)
+    size = FitSize(m, d, k, 1, _check_dtype(dtype).itemsize, float(ridge), dtype == torch.float64)
     return _plan(size, memory_budget(torch.device(device), memory_limit)).path
 
 
@@ -319,7 +322,23 @@ class _Plan:
     fallbacks: tuple[MemoryEstimate, ...]  # cg, lsqr: what the error message offers instead
 
 
+# eigh's cost in n³ multiply-adds, against Cholesky's 1/3 (measured on this project's CPU: a
+# 768² eigh takes ~25× a Cholesky of the same size; 9 is the textbook constant, kept low so that
+# a full-rank system is never mistaken for a singular one's cost).
+_EIGH_COST = 9.0
+
+
+def _solve_cost(n: int, *, singular: bool) -> float:
+    """Multiply-adds of solving an ``n × n`` PSD system: Cholesky, or (rank-deficient at λ = 0)
+    the minimum-norm eigendecomposition solve that :func:`_spd_solve` falls back to."""
+    return n**3 * (_EIGH_COST if singular else 1 / 3)
+
+
 def _plan(size: FitSize, budget: MemoryBudget, solver: str = "auto") -> _Plan:
+    """The path ``auto`` takes: the cheaper direct solve that fits the budget — by cost *and*
+    rank: at λ = 0 the square system of the larger side (``m × m`` when ``kd < m``, ``kd × kd``
+    when ``kd > m``) has rank at most the smaller side and needs an eigendecomposition, so it
+    is charged as such — else CG, else LSQR."""
     m, d, k = size.m, size.d, size.k
     n = k * d
     cg, ls = path_estimate("cg", size), path_estimate("lsqr", size)
@@ -327,7 +346,10 @@ def _plan(size: FitSize, budget: MemoryBudget, solver: str = "auto") -> _Plan:
     if solver != "auto":
         chosen = path_estimate(solver, size)
         return _Plan(size, solver, chosen, {}, False, chosen.bytes <= budget.total, fallbacks)
-    flops = {"primal": m * n * n + n**3 / 3, "dual": m * m * (d + k) + m**3 / 3}
+    flops = {
+        "primal": m * n * n + _solve_cost(n, singular=size.ridge == 0 and n > m),
+        "dual": m * m * (d + k) + _solve_cost(m, singular=size.ridge == 0 and m > n),
+    }
     direct = {p: path_estimate(p, size) for p in flops}
     costs = {p: flops[p] for p in flops if direct[p].bytes <= budget.direct}
     cg_fits = cg.bytes <= budget.total
