@@ -364,12 +364,15 @@ def _plan(size: FitSize, budget: MemoryBudget, solver: str = "auto") -> _Plan:
     return _Plan(size, "cg", cg, {}, False, False, fallbacks)
 
 
-# ``auto`` tries CG first when the direct solve costs at least this many CG steps' worth of
-# multiply-adds; the attempt may use up to 1/_CG_FIRST_SHARE of that cost (float32 CG steps run
-# ~3× faster per multiply-add than a float64 factorisation on CPU) and gives up early when its
-# rate of progress predicts more (the interpolation threshold kd ≈ m).
+# ``auto`` tries CG first when 1/_CG_FIRST_SHARE of the direct solve's multiply-adds buys at least
+# _CG_FIRST_MIN_ITERS CG steps, and may use that many; it gives up early when its rate of
+# progress predicts more (the interpolation threshold kd ≈ m). The share is 3 because a CG step
+# runs its multiply-adds ~3× slower than a direct solve's GEMMs at small sizes (measured at
+# (m, d, k) = (768, 16, 32): 7 against 24 GFLOP/s); with a share of 1, auto's failed CG attempts
+# made it up to 4.6× slower than the best path on `benchmarks/auto.py`'s grid, and 2.4× with 3
+# (that worst case is kd = m, where auto refits by SVD because the dual lost rank).
 _CG_FIRST_MIN_ITERS = 50
-_CG_FIRST_SHARE = 1
+_CG_FIRST_SHARE = 3
 
 
 def _pinv_solve_psd(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -1,0 +1,82 @@
+"""`solver="auto"` against the fastest path, over a grid of shapes (issue 17, part 1).
+
+Usage::
+
+    galu bench auto            # = python benchmarks/auto.py; ~5 min on 2 cores
+
+For each (m, d, k) with kd/m from 0.05 to 4 at λ = 0 (float64, one output, random Gaussian X
+and y, gates from `sample_gate_vectors`), every path (`primal`, `dual`, `cg`, `lsqr`) and `auto`
+are timed, each the minimum of 3 runs after a warm-up. `ratio` = auto's time / the fastest
+path's. Rows: `benchmarks/results/auto.csv`; the worst ratio is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from galu.solvers import fit_galu
+from galu.solvers._galu import sample_gate_vectors
+
+OUT = Path(__file__).parent / "results" / "auto.csv"
+PATHS = ("primal", "dual", "cg", "lsqr")
+
+
+def timed(X, y, U, solver: str, repeats: int) -> tuple[float, str, float]:
+    fit = fit_galu(X, y, U, solver=solver)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fit = fit_galu(X, y, U, solver=solver)
+        best = min(best, time.perf_counter() - t0)
+    return best, fit.solver, fit.train_mse
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ms", type=int, nargs="+", default=[256, 1024])
+    ap.add_argument("--ds", type=int, nargs="+", default=[8, 32])
+    ap.add_argument("--ratios", type=float, nargs="+", default=[0.05, 0.25, 0.5, 1, 2, 4])
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    rows = []
+    for m, d, r in itertools.product(args.ms, args.ds, args.ratios):
+        k = max(1, round(r * m / d))
+        g = torch.Generator().manual_seed(m * 1000 + d)
+        X = torch.randn(m, d, generator=g, dtype=torch.float64)
+        y = torch.randn(m, generator=g, dtype=torch.float64)
+        U = sample_gate_vectors(k, d, generator=g)
+        times = {}
+        for solver in (*PATHS, "auto"):
+            secs, ran, mse = timed(X, y, U, solver, args.repeats)
+            times[solver] = secs
+            rows.append(dict(m=m, d=d, k=k, kd_over_m=k * d / m, solver=solver, ran=ran,
+                             seconds=secs, train_mse=mse))  # fmt: skip
+        best = min(PATHS, key=times.__getitem__)
+        for row in rows[-len(times) :]:
+            row["best_path"] = best
+            row["ratio_to_best"] = row["seconds"] / times[best]
+        auto = rows[-1]
+        print(f"m={m:5d} d={d:3d} k={k:4d} kd/m={k * d / m:5.2f}  auto→{auto['ran']:6s} "
+              f"{times['auto']:.4f}s  best {best:6s} {times[best]:.4f}s  "
+              f"ratio {auto['ratio_to_best']:.2f}", flush=True)  # fmt: skip
+    df = pd.DataFrame(rows)
+    OUT.parent.mkdir(exist_ok=True)
+    tmp = OUT.with_suffix(".tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(OUT)
+    autos = df[df.solver == "auto"]
+    worst = autos.loc[autos.ratio_to_best.idxmax()]
+    print(
+        f"worst auto / best: {worst.ratio_to_best:.2f} at m={worst.m}, d={worst.d}, "
+        f"k={worst.k} (auto ran {worst.ran}, best {worst.best_path}); rows: {OUT}"
+    )
+
+
+if __name__ == "__main__":
+    main()
