@@ -87,7 +87,9 @@ def test_bench_lists_benchmarks_and_passes_options_through(tmp_path, monkeypatch
     res = runner.invoke(app, ["bench", "nope"])
     assert res.exit_code == 2
     # benchmarks/_gln_anchors.py is a helper, not listed
-    want = "unknown benchmark 'nope'; available: channels, dgn, ggdln, gln, glu, paths, solvers"
+    want = (
+        "unknown benchmark 'nope'; available: auto, channels, dgn, ggdln, gln, glu, paths, solvers"
+    )
     assert want in " ".join(res.output.split())
     # Extra options reach the benchmark script (run for real: `--help` only parses).
     proc = subprocess.run(
