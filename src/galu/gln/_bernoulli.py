@@ -57,7 +57,7 @@ def check_memory(
 ) -> int:
     """The weight table's bytes; raises :class:`InsufficientMemoryError` (the bytes, the terms,
     what to reduce) before anything is allocated when they exceed the budget."""
-    itemsize = torch.empty((), dtype=dtype).element_size()
+    itemsize = dtype.itemsize
     needed = table_bytes(num_outputs, sizes, inputs, tables, itemsize)
     budget = memory_budget(device, memory_limit)
     if needed > budget.total:
@@ -142,7 +142,34 @@ def _check_choice(name: str, value: Any, valid: Sequence[str]) -> str:
     return value
 
 
-class BernoulliGLN(nn.Module):
+class TableNetwork(nn.Module):
+    """What every GLN here shares: per-layer weight tables ``weight0``, ``weight1``, … (buffers,
+    learned by local rules, not by autograd), hyperplanes ``contexts``, the update counter
+    ``steps``, and input conversion to the tables' dtype and device."""
+
+    steps: torch.Tensor
+    weight0: torch.Tensor
+    contexts: HalfSpaces
+    layer_sizes: tuple[int, ...]
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        """The weight tables, one ``(A, K_i, tables, n_i)`` tensor per layer (bias inputs last)."""
+        return [getattr(self, f"weight{i}") for i in range(len(self.layer_sizes))]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.weight0.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.weight0.device
+
+    def _tensor(self, name: str, value: Any, width: int) -> torch.Tensor:
+        return as_input(name, value, width, self.dtype, self.device)
+
+
+class BernoulliGLN(TableNetwork):
     """A Bernoulli Gated Linear Network: ``A`` one-vs-all binary networks in one batched object.
 
     Every neuron ``(i, k)`` of layer ``i`` owns ``C`` fixed hyperplanes on the side information
@@ -207,10 +234,6 @@ class BernoulliGLN(nn.Module):
     """
 
     _kind = "bernoulli"
-
-    steps: torch.Tensor
-    weight0: torch.Tensor
-    contexts: HalfSpaces
 
     def __init__(
         self,
@@ -311,26 +334,10 @@ class BernoulliGLN(nn.Module):
         return make_halfspaces(hyperplanes, shape, self.side_features, self.context_dim,
                                self.offset_scale, generator, dtype, device)  # fmt: skip
 
-    @property
-    def weights(self) -> list[torch.Tensor]:
-        """The weight tables, one ``(A, K_i, 2^C, n_i)`` tensor per layer (the bias input last)."""
-        return [getattr(self, f"weight{i}") for i in range(len(self.layer_sizes))]
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.weight0.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.weight0.device
-
     def _engine(self) -> str:
         return resolve_engine(self.engine, self.device)
 
     # ------------------------------------------------------------------ inputs
-
-    def _tensor(self, name: str, value: Any, width: int) -> torch.Tensor:
-        return as_input(name, value, width, self.dtype, self.device)
 
     def _base_logits(self, base: Any) -> torch.Tensor:
         p = self._tensor("base", base, self.in_features)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from galu.gln._bernoulli import BernoulliGLN
-from galu.gln._scan import SKIP_CODE
+from galu.gln._scan import SKIP_CODE, step_torch
 
 
 class DendriticGLN(BernoulliGLN):
@@ -129,14 +129,8 @@ class DendriticGLN(BernoulliGLN):
         for t in range(T):
             w = torch.einsum("akb,akbn->akn", g[t], W)
             u = torch.einsum("akn,an->ak", w, xb[t])
-            uc = u.clamp(lo, -lo)
+            uc, step = step_torch(u, y[t][:, None], eta[t], lo, self.eps, rule)
             out[t] = uc
-            yt = y[t][:, None]
-            step = (torch.sigmoid(uc) - yt) * eta[t]
-            if rule == 1:
-                step = torch.where((yt - torch.sigmoid(u)).abs() <= self.eps, 0.0, step)
-            elif rule == 2:
-                step = torch.where((u < lo) | (u > -lo), 0.0, step)
             new = (W - step[:, :, None, None] * xb[t][:, None, None, :]).clamp(
                 -self.beta, self.beta
             )

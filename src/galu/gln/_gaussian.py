@@ -10,13 +10,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from galu.gln._bernoulli import (
     INITS,
+    TableNetwork,
     _check_choice,
     _check_int,
-    as_input,
     check_layer_sizes,
     check_memory,
     make_halfspaces,
@@ -38,7 +37,7 @@ class GaussianUpdate:
     guarded: int
 
 
-class GaussianGLN(nn.Module):
+class GaussianGLN(TableNetwork):
     """A Gaussian Gated Linear Network for real targets (``A`` independent outputs).
 
     Every neuron multiplies its input Gaussians, each raised to a weight:
@@ -74,10 +73,6 @@ class GaussianGLN(nn.Module):
         >>> bool(((mu[:, 0] - torch.sin(3 * z[:, 0])) ** 2).mean() < 0.1)  # var(sin 3z) ≈ 0.5
         True
     """
-
-    steps: torch.Tensor
-    weight0: torch.Tensor
-    contexts: HalfSpaces
 
     def __init__(
         self,
@@ -173,22 +168,7 @@ class GaussianGLN(nn.Module):
             self.register_buffer(f"weight{i}", w.clamp_(-self.beta, self.beta))
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
 
-    @property
-    def weights(self) -> list[torch.Tensor]:
-        return [getattr(self, f"weight{i}") for i in range(len(self.layer_sizes))]
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.weight0.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.weight0.device
-
     # ------------------------------------------------------------------ inputs
-
-    def _tensor(self, name: str, value: Any, width: int) -> torch.Tensor:
-        return as_input(name, value, width, self.dtype, self.device)
 
     def _base(self, base: Any) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(base, tuple):

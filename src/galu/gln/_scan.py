@@ -42,6 +42,19 @@ def _skip_np(u: np.ndarray, y: np.ndarray, lo: float, eps: float, rule: int) -> 
     return None
 
 
+def step_torch(u: torch.Tensor, y: torch.Tensor, eta: torch.Tensor | float, lo: float,
+               eps: float, rule: int) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """One Bernoulli neuron step in torch ops: the clipped output logits ``uc`` and the scaled
+    gradient coefficient ``η (σ(uc) − y)``, zero where the skip ``rule`` holds."""
+    uc = u.clamp(lo, -lo)
+    g = (torch.sigmoid(uc) - y) * eta
+    if rule == 1:
+        g = torch.where((y - torch.sigmoid(u)).abs() <= eps, 0.0, g)
+    elif rule == 2:
+        g = torch.where((u < lo) | (u > -lo), 0.0, g)
+    return uc, g
+
+
 def _as_np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
@@ -167,14 +180,8 @@ def direct_torch(
         w = flat.index_select(0, r).view(A, K, n)
         x = Xb[t]
         u = torch.einsum("akn,an->ak", w, x)
-        uc = u.clamp(lo, -lo)
+        uc, g = step_torch(u, Y[t][:, None], eta[t], lo, eps, rule)
         out[t] = uc
-        y = Y[t][:, None]
-        g = (torch.sigmoid(uc) - y) * eta[t]
-        if rule == 1:
-            g = torch.where((y - torch.sigmoid(u)).abs() <= eps, 0.0, g)
-        elif rule == 2:
-            g = torch.where((u < lo) | (u > -lo), 0.0, g)
         new = (w - g[..., None] * x[:, None, :]).clamp_(-beta, beta)
         flat.index_copy_(0, r, new.view(A * K, n))
     return out
@@ -277,13 +284,7 @@ def batch_layer(
     ]
     x = X.expand(T, A, n)
     u = torch.einsum("takn,tan->tak", w, x)
-    uc = u.clamp(lo, -lo)
-    y = Y[:, :, None]
-    g = (torch.sigmoid(uc) - y) * eta
-    if rule == 1:
-        g = torch.where((y - torch.sigmoid(u)).abs() <= eps, 0.0, g)
-    elif rule == 2:
-        g = torch.where((u < lo) | (u > -lo), 0.0, g)
+    uc, g = step_torch(u, Y[:, :, None], eta, lo, eps, rule)
     rows = (ctx + torch.arange(A * K, device=W.device).view(A, K) * E).reshape(-1)
     delta = torch.zeros(A * K * E, n, dtype=W.dtype, device=W.device)
     delta.index_add_(0, rows, (g[..., None] * x[:, :, None, :]).reshape(-1, n))

@@ -16,6 +16,20 @@ import triton.language as tl
 
 
 @triton.jit
+def _neuron_step(w, x, y, eta, lo, eps, beta, RULE: tl.constexpr):  # pragma: no cover - compiled
+    """One neuron, one example: the clipped output logit and the updated (boxed) active row."""
+    u = tl.sum(w * x, axis=0)
+    uc = tl.minimum(tl.maximum(u, lo), -lo)
+    step = eta * (1.0 / (1.0 + tl.exp(-uc)) - y)
+    if RULE == 1:
+        q = 1.0 / (1.0 + tl.exp(-u))
+        step = tl.where(tl.abs(y - q) <= eps, 0.0, step)
+    if RULE == 2:
+        step = tl.where((u < lo) | (u > -lo), 0.0, step)
+    return uc, tl.minimum(tl.maximum(w - step * x, -beta), beta)
+
+
+@triton.jit
 def _bernoulli_walk_on_chip(
     W,
     CTX,
@@ -59,17 +73,8 @@ def _bernoulli_walk_on_chip(
         x = tl.load(X + t * x_t + xa * x_a + offs, mask=mask, other=0.0)
         hit = rows[:, None] == c
         w = tl.sum(tl.where(hit, table, 0.0), axis=0)
-        u = tl.sum(w * x, axis=0)
-        uc = tl.minimum(tl.maximum(u, lo), -lo)
+        uc, new = _neuron_step(w, x, tl.load(Y + t * A + a), tl.load(ETA + t), lo, eps, beta, RULE)
         tl.store(OUT + t * A * K + j, uc)
-        y = tl.load(Y + t * A + a)
-        step = tl.load(ETA + t) * (1.0 / (1.0 + tl.exp(-uc)) - y)
-        if RULE == 1:
-            q = 1.0 / (1.0 + tl.exp(-u))
-            step = tl.where(tl.abs(y - q) <= eps, 0.0, step)
-        if RULE == 2:
-            step = tl.where((u < lo) | (u > -lo), 0.0, step)
-        new = tl.minimum(tl.maximum(w - step * x, -beta), beta)
         table = tl.where(hit, new[None, :], table)
     tl.store(ptrs, table, mask=tmask)
 
@@ -110,17 +115,8 @@ def _bernoulli_walk(
         c = tl.load(CTX + t * A * K + j)
         x = tl.load(X + t * x_t + xa * x_a + offs, mask=mask, other=0.0)
         w = tl.load(table + c * n + offs, mask=mask, other=0.0)
-        u = tl.sum(w * x, axis=0)
-        uc = tl.minimum(tl.maximum(u, lo), -lo)
+        uc, new = _neuron_step(w, x, tl.load(Y + t * A + a), tl.load(ETA + t), lo, eps, beta, RULE)
         tl.store(OUT + t * A * K + j, uc)
-        y = tl.load(Y + t * A + a)
-        step = tl.load(ETA + t) * (1.0 / (1.0 + tl.exp(-uc)) - y)
-        if RULE == 1:
-            q = 1.0 / (1.0 + tl.exp(-u))
-            step = tl.where(tl.abs(y - q) <= eps, 0.0, step)
-        if RULE == 2:
-            step = tl.where((u < lo) | (u > -lo), 0.0, step)
-        new = tl.minimum(tl.maximum(w - step * x, -beta), beta)
         tl.store(table + c * n + offs, new, mask=mask)
 
 
