@@ -348,6 +348,8 @@ def test_gaussian_engines_agree_and_guard() -> None:
     assert not torch.equal(free.weight0, guarded.weight0)
 
 
+# Runs only on a CUDA machine (CI has none): benchmarks/gpu_check.sh runs it on a lent GPU. The
+# same two kernels are checked on the CPU in Triton's interpreter by the next test.
 @pytest.mark.skipif(
     not torch.cuda.is_available() or triton_status() is not None,
     reason="needs CUDA and triton >= 3.2",
@@ -359,12 +361,16 @@ def test_triton_on_cuda_equals_the_cpu_walk(dtype: torch.dtype) -> None:
     gpu = _net(skip_rule="confident", engine="triton", dtype=dtype, lr=0.3, device="cuda")
     p_cpu = cpu.update(base, side, y).predictions
     p_gpu = gpu.update(base.cuda(), side.cuda(), y.cuda()).predictions.cpu()
-    tol = 1e-12 if dtype == torch.float64 else 2e-4
+    # float32: on this stream the CPU float32 walks (numpy, numba, torch) stay within 5e-6 of
+    # the float64 walk (predictions and weights); the GPU's reduction order may differ, so 10×
+    tol = 1e-12 if dtype == torch.float64 else 5e-5
     assert torch.allclose(p_gpu, p_cpu, rtol=0, atol=tol)
     for wg, wc in zip(gpu.weights, cpu.weights, strict=False):
-        assert torch.allclose(wg.cpu(), wc, rtol=0, atol=tol * 10)
+        assert torch.allclose(wg.cpu(), wc, rtol=0, atol=tol)
 
 
+# triton is the optional `kernels` extra; `make setup` installs it, so CI runs this test (the
+# suite must still collect without it, see tests/test_packaging.py).
 @pytest.mark.skipif(not INTERPRET, reason="needs triton >= 3.2 (run in its interpreter)")
 @pytest.mark.parametrize("on_chip", [True, False])
 def test_both_triton_walks_equal_the_numpy_walk(on_chip: bool) -> None:

@@ -13,6 +13,8 @@ import torch
 from galu.kernels import FUSED_VARIANTS, gate, triton_available, triton_status
 from galu.kernels._eager import ffn_activation
 
+# triton (the `kernels` extra) is optional; `make setup` installs it, so CI runs these tests.
+# Without it, or with a triton below TRITON_MIN, the reason names which.
 pytestmark = pytest.mark.skipif(not triton_available(), reason=str(triton_status()))
 DEVICE = (
     "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
