@@ -21,7 +21,14 @@ from galu.gln._bernoulli import (
     make_halfspaces,
 )
 from galu.gln._contexts import HalfSpaces
-from galu.gln._math import LearningRate, as_learning_rate, gaussian_loss
+from galu.gln._math import (
+    LearningRate,
+    as_learning_rate,
+    gaussian_grad,
+    gaussian_loss,
+    gaussian_product,
+    project_precision,
+)
 from galu.gln._scan import ENGINES, resolve_engine
 
 
@@ -215,13 +222,8 @@ class GaussianGLN(TableNetwork):
         self, w: torch.Tensor, mu: torch.Tensor, s2: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Projected weights, mean, variance and the guard mask for active weights ``w``."""
-        lam = 1 / s2
-        prec = (w * lam).sum(-1, keepdim=True)
-        target = prec.clamp(1 / self.s2_max, 1 / self.s2_min)
-        w = w + (target - prec) / (lam * lam).sum(-1, keepdim=True) * lam
-        prec = (w * lam).sum(-1)
-        v = 1 / prec
-        m = v * (w * lam * mu).sum(-1)
+        w = project_precision(w, s2, self.s2_min, self.s2_max)
+        m, v = gaussian_product(w, mu, s2)
         return w, m, v, m.abs() > self.mean_bound
 
     # ------------------------------------------------------------------ prediction
@@ -345,8 +347,7 @@ class GaussianGLN(TableNetwork):
             mi, si = mu_b[t][:, None, :], s2_b[t][:, None, :]
             w, m, v, guard = self._neuron(w0, mi, si)
             om[t], ov[t], g[t] = m.clamp(-self.mean_bound, self.mean_bound), v, guard
-            res = (y[t][:, None] - m)[..., None]
-            grad = (0.5 / si) * (res**2 - v[..., None] + 2 * res * (m[..., None] - mi))
+            grad = gaussian_grad(w, mi, si, y[t][:, None])
             new = (w - eta[t] * grad).clamp(-self.beta, self.beta)
             flat.index_copy_(0, r, torch.where(guard[..., None], w0, new).view(A * K, n))
         return om, ov, g
