@@ -69,3 +69,53 @@ def test_quick_preset_shows_the_result(tmp_path):
     t = _check_the_result(res.table)
     relu = t[(t.model == "relu") & t.r.between(0.25, 0.75)].groupby("r").value.mean()
     assert (relu < 1 - relu.index).all(), "ReLU should memorize more than the 1 − kd/m line"
+
+
+@pytest.mark.parametrize("model", ["relu", "galu-readout", "galu"])
+def test_widths_trained_together_zero_padded_equal_each_width_alone(model):
+    """One padded pass over every (d, k) against a separate run per width; the padded entries
+    of every trained network stay exactly zero under Adam."""
+    exp = _exp(steps=60, d=(4, 8), k=(2, 4))
+    m, widths, seeds = 64, [(4, 2), (8, 4), (4, 4)], [0, 1]
+    together = exp._train(model, m, widths, seeds)
+    for d, k in widths:
+        alone = exp._train(model, m, [(d, k)], seeds)
+        for s in seeds:
+            a = alone[s][0]["value"]
+            t = next(r["value"] for r in together[s] if (r["d"], r["k"]) == (d, k))
+            assert t == pytest.approx(a, rel=1e-4)
+
+
+def test_padded_weights_stay_exactly_zero_under_adam():
+    import torch
+
+    from galu.train import embed_zero_padded, train_ensemble
+
+    exp = _exp()
+    for model in ("relu", "galu-readout", "galu"):
+        small = exp._network(model, 64, 3, 2, 0, closed=True)
+        big = embed_zero_padded(small, exp._network(model, 64, 6, 5, 0, closed=True))
+        X, y = exp._data(64, 3, 0)
+        X = torch.nn.functional.pad(X, (0, 3)).float()
+        before = {n: p.detach().clone() for n, p in big.named_parameters()}
+        train_ensemble([big], X, y.float()[:, None], seeds=[1], steps=50, lr=1e-2)
+        for name, p in big.named_parameters():
+            corner = tuple(slice(0, n) for n in dict(small.named_parameters())[name].shape)
+            pad = torch.ones_like(p, dtype=torch.bool)
+            pad[corner] = False
+            assert (p[pad] == 0).all(), (model, name)
+            if pad.any():
+                assert not torch.equal(p[~pad], before[name][~pad]), (model, name)
+
+
+def test_exact_rows_count_points_with_every_gate_closed():
+
+    from galu.gates import Gate
+
+    exp = _exp()
+    rows = exp.run_point(dict(m=64, d=8, k=2, model="galu-exact"), 1)
+    X, _ = exp._data(64, 8, 1)
+    U = exp._gates(2, 8, 1, 64)
+    closed = sum(bool((Gate()(X[i : i + 1].double() @ U.T) == 0).all()) for i in range(64))
+    assert closed > 0  # k = 2: about m/4 points
+    assert {r["metric"]: r["value"] for r in rows}["closed_points"] == closed

@@ -40,7 +40,10 @@ def test_unknown_key_names_it_and_suggests():
     [
         ({"steps": "many"}, r"`steps` expects an integer; got 'many'"),
         ({"lr": "fast"}, r"`lr` expects a number; got 'fast'"),
-        ({"models": "relu,mlp"}, r"`models\[1\]` must be one of \('relu', 'galu', 'galu-exact'"),
+        (
+            {"models": "relu,mlp"},
+            r"`models\[1\]` must be one of \('relu', 'galu-readout', 'galu', 'galu-exact'",
+        ),
         ({"k": "0,2"}, r"`k` \(=\(0, 2\)\) must list integers >= 1"),
         ({"repeats": "0"}, r"`repeats` \(=0\) must be >= 1"),
         ({"ridge": "-1"}, r"`ridge` \(=-1.0\) must be a finite number >= 0"),

@@ -252,6 +252,56 @@ def test_hill_climbing_never_increases_the_loss_and_is_seeded():
     assert again.history == res.history
 
 
+@pytest.mark.parametrize(("ridge", "o"), [(0.0, None), (0.3, 2)])
+def test_block_gram_scorer_equals_a_fresh_solve_through_many_updates(ridge, o):
+    """Every proposal's SSE against numpy's least squares on the changed gates, through 40
+    proposals (about half accepted, so H goes through many block updates)."""
+    from galu.solvers._blockgram import BlockGramScorer
+
+    X, y, U = _problem(m=90, d=4, k=6, o=o, seed=5)
+    Y = y[:, None] if y.ndim == 1 else y
+    gate = Gate()
+    scorer = BlockGramScorer.from_gates(X, gate(X @ U.T), Y, ridge)
+    assert scorer is not None
+    gen = torch.Generator().manual_seed(9)
+    accepted = 0
+    for _ in range(40):
+        j = int(torch.randint(6, (1,), generator=gen))
+        u = torch.randn(4, generator=gen, dtype=torch.float64)
+        U_new = U.clone()
+        U_new[j] = u
+        sse, proposal = scorer.propose(j, gate(X @ u))
+        W = _numpy_reference(X, y, U_new, ridge).reshape(Y.shape[1], -1).T.numpy()  # (kd, o)
+        gates = (X.numpy() @ U_new.numpy().T >= 0).astype(float)
+        psi = np.hstack([X.numpy() * gates[:, [i]] for i in range(6)])
+        ref = float(((psi @ W - Y.numpy()) ** 2).sum())
+        assert sse == pytest.approx(ref, rel=1e-10)
+        if sse <= scorer.sse:
+            scorer.accept(proposal)
+            U, accepted = U_new, accepted + 1
+    assert 5 <= accepted <= 35
+
+
+def test_block_gram_scorer_refuses_a_singular_gram_and_hill_climb_falls_back():
+    from galu.solvers._blockgram import BlockGramScorer
+
+    X, y, U = _problem(m=20, d=4, k=8)  # kd = 32 > m = 20: ΨᵀΨ is singular at λ = 0
+    assert BlockGramScorer.from_gates(X, Gate()(X @ U.T), y[:, None], 0.0) is None
+    res = hill_climb(X, y, U, steps=10, generator=torch.Generator().manual_seed(1))
+    assert res.fit.train_mse == pytest.approx(0.0, abs=1e-20)
+
+
+def test_hill_climb_with_block_updates_takes_the_same_decisions_as_fresh_solves():
+    X, y, U = _problem(m=120, d=5, k=8, seed=2)
+    fast = hill_climb(X, y, U, steps=60, generator=torch.Generator().manual_seed(4))
+    slow = hill_climb(
+        X, y, U, steps=60, generator=torch.Generator().manual_seed(4), block_updates=False
+    )
+    assert fast.accepted == slow.accepted > 0
+    np.testing.assert_allclose(fast.history, slow.history, rtol=1e-10)
+    torch.testing.assert_close(fast.fit.gate_vectors, slow.fit.gate_vectors, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -157,3 +157,36 @@ def test_bad_sampler_arguments_are_named(kw, match):
         gibbs_ggdln(net, X, y, 0.1, Xt, **kw)
     with pytest.raises(ValueError, match="`temperature`"):
         gibbs_ggdln(net, X, y, 0.0, Xt)
+
+
+def test_ess_error_bars_of_short_gibbs_runs_cover_the_long_chain_value():
+    """L = 2, M = 3, width 20: posterior means from short runs (4 chains × 150 kept sweeps)
+    against a long run (16 chains × 1500 kept sweeps, its own error ~6× smaller); the
+    ±2 SE(ESS) intervals must cover about 95% of (run, test point) pairs."""
+    X, y, Xt, _ = _task(16, 24, seed=2)
+    net = GGDLN(8, 20, 2, 3, bias_std=0.5, generator=torch.Generator().manual_seed(5))
+    long = gibbs_ggdln(net, X, y, 0.1, Xt, chains=16, sweeps=2000, seed=100)
+    assert long.diagnostics()["rhat_max"] < 1.01
+    truth = long.mean
+    hits = total = 0
+    for seed in range(6):
+        short = gibbs_ggdln(net, X, y, 0.1, Xt, chains=4, sweeps=200, seed=seed)
+        se = short.mean_se_ess()
+        hits += int(((short.mean - truth).abs() <= 2 * se).sum())
+        total += se.numel()
+    coverage = hits / total
+    # 144 pairs: a binomial sd of 1.8% around 95%; the long chain's own error lowers it a bit.
+    assert 0.88 <= coverage <= 0.995, coverage
+
+
+def test_unmixed_chains_warn_and_report_rhat():
+    X, y, Xt, _ = _task(16, 8, seed=2)
+    net = GGDLN(8, 20, 2, 3, bias_std=0.5, generator=torch.Generator().manual_seed(5))
+    s = gibbs_ggdln(net, X, y, 0.1, Xt, chains=4, sweeps=200, seed=0)
+    stuck = s.trace.clone()
+    stuck[:, :2] += 10 * stuck.std()  # two chains in another mode
+    from dataclasses import replace
+
+    with pytest.warns(RuntimeWarning, match=r"split-R̂ reaches .* \(> 1.01\)"):
+        d = replace(s, trace=stuck).diagnostics()
+    assert d["rhat_max"] > 1.5

@@ -726,8 +726,17 @@ class ChannelsJump(Experiment):
             ax.set(xlabel="ε")
             ax.legend()
         ax = axes[2]
-        for col in ("c", "a", "cos_direction_centre"):
-            ax.semilogx(eps, wide[col], "o-", label=col)
-        ax.set(xlabel="ε", title="limit quantities along the jumps")
-        ax.legend()
+        for col, color in (("a", "C1"), ("cos_direction_centre", "C2")):
+            ax.semilogx(eps, wide[col], "o-", color=color, label=col)
+        ax.set(
+            xlabel="ε", ylabel="a, cos(direction, centre)", title="limit quantities along the jumps"
+        )
+        # c drifts by a factor of a few while a and the cosine stay O(1): its own axis shows it.
+        ax_c = ax.twinx()
+        ax_c.semilogx(eps, wide["c"], "s--", color="C0", label="c (right axis)")
+        ax_c.set_ylabel("c", color="C0")
+        ax_c.tick_params(axis="y", colors="C0")
+        handles = ax.get_legend_handles_labels()
+        handles_c = ax_c.get_legend_handles_labels()
+        ax.legend(handles[0] + handles_c[0], handles[1] + handles_c[1], fontsize=8)
         return [save_figure(fig, fig_dir / "channels_jump.png")]

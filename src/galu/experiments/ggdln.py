@@ -170,8 +170,17 @@ def evaluate(
                 task=task,
                 task_test=task_test,
             )
-        rows += _rows(sampler, s.generalization(yt), s.seconds)
+        rows += _rows(sampler, s.generalization(yt), s.seconds) + _diagnostic_rows(sampler, s)
     return rows
+
+
+def _diagnostic_rows(source: str, samples: PosteriorSamples) -> list[Row]:
+    """split-R̂, ESS and the ESS-based standard error of the sampled posterior mean (the
+    sampler warns when R̂ > 1.01)."""
+    return [
+        dict(source=source, metric=k, value=v, se=float("nan"))
+        for k, v in samples.diagnostics().items()
+    ]
 
 
 @dataclass(frozen=True)
@@ -480,7 +489,7 @@ class GGDLNCurves(Experiment):
             steps=c.relu_steps,
             seed=derive_seed(seed, "relu-langevin"),
         )
-        return _rows("relu", s.generalization(yt), s.seconds)
+        return _rows("relu", s.generalization(yt), s.seconds) + _diagnostic_rows("relu", s)
 
     def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
         import matplotlib

@@ -395,7 +395,7 @@ class GLNOnline(Experiment):
                 sds.append(grp.value.std() if len(grp) > 1 else 0.0)
             axes[1].barh(range(len(labels)), means, xerr=sds, color="C0")
             axes[1].set_yticks(range(len(labels)), labels, fontsize=7)
-            axes[1].set_xlim(max(0.0, min(means) - 0.1), 1.0)
+            axes[1].set_xlim(0.0, 1.0)  # bars start at 0
             axes[1].set_xlabel("test accuracy after one pass")
             axes[1].grid(alpha=0.3, axis="x")
             fig.suptitle(f"gln-online: {ds}", fontsize=9)

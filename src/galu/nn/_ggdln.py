@@ -172,7 +172,9 @@ class GGDLN(nn.Module):
         depth: number of gated hidden layers ``L`` (>= 1).
         n_gates: ``M``, global gates per layer.
         gates: the gate family (see :class:`GlobalGates`), or a ``GlobalGates`` instance to use.
-        shared_gates: one gate set for every layer (the paper's choice) or one per layer.
+        shared_gates: one gate set for every hidden layer (as the paper does), and for a gated
+            readout too; or one set per layer (and one for a gated readout). Whether the paper
+            gates its readout, and with which set, is not known here (see docs/ggdln.md).
         readout: ``"gated"`` (the readout is gated like a layer) or ``"ungated"`` (``f = a·h/√N``).
         normalization: ``"fan_in"`` (``1/(M N)``) or ``"width"`` (``1/N``); see module doc.
         prior_var: ``σ_l²`` for layers ``1..L`` and the readout: one float or ``depth + 1``.

@@ -40,6 +40,7 @@ import torch
 from galu import ops
 from galu._linalg import cho_solve
 from galu.gates import Gate
+from galu.solvers._blockgram import BlockGramScorer
 from galu.solvers._cg import refined_cg
 from galu.solvers._lsqr import lsqr
 from galu.solvers._memory import (
@@ -850,11 +851,16 @@ def hill_climb(
     dtype: torch.dtype = torch.float64,
     tol: float = 1e-10,
     max_iter: int | None = None,
+    block_updates: bool = True,
 ) -> HillClimbResult:
     """Improve gates without gradients (Fiat et al. 2019): pick a random neuron, redraw its gate
     vector, refit exactly, keep the new gate if the training MSE did not increase.
 
     ``steps`` proposals (the authors use 512); randomness from ``generator`` only.
+    ``block_updates``: score proposals by a block update of the inverse Gram matrix where it
+    exists (``kd <= m`` or ``λ > 0``; about ``k/2`` times cheaper than a fresh solve, same fit to
+    rounding); ``False`` refits every proposal from scratch. The returned fit is always a fresh
+    :func:`fit_galu` of the final gates.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"`steps` (={steps!r}) must be an integer >= 0.")
@@ -870,25 +876,42 @@ def hill_climb(
     # Proposals are scored with one fast path throughout, even where a squared system loses a
     # direction of Ψ (kd ≈ m): what matters is the comparison between gates. The returned fit
     # is exact (fit_galu on the final gates).
-    fast = solver if solver != "auto" else choose_solver(m, k, d, dtype=dtype, device=X_.device)
-    gram = X_ @ X_.T if fast == "dual" else None  # reused by every dual refit
     G = gate_matrix_blocked(X_, U, fit.gate)
+    # Where ΨᵀΨ + λI is positive definite, a proposal is scored by a block update of its inverse
+    # (O(m·kd·d) instead of a fresh O(m·(kd)²) solve; see _blockgram). Elsewhere every proposal
+    # is a fresh solve with one fast path throughout, even where a squared system loses a
+    # direction of Ψ (kd ≈ m): what matters is the comparison between gates. The returned fit
+    # is exact (fit_galu on the final gates).
+    scorer = BlockGramScorer.from_gates(X_, G, Y, float(ridge)) if block_updates else None
+    fast = solver if solver != "auto" else choose_solver(m, k, d, dtype=dtype, device=X_.device)
+    gram = X_ @ X_.T if fast == "dual" and scorer is None else None  # reused by dual refits
 
     def score(gates: torch.Tensor) -> float:
         W = _fit_gated(X_, gates, Y, float(ridge), fast, tol, iters, gram).weight
         return _mse(X_, gates, W, Y)
 
-    best, history, accepted = score(G), [], 0
+    scale = Y.numel()
+    best = scorer.sse / scale if scorer is not None else score(G)
+    history, accepted = [], 0
     for _ in range(steps):
         i = int(torch.randint(k, (1,), generator=generator, device=generator.device))
         u_new = sample_gate_vectors(1, d, generator=generator, dtype=dtype).to(X_.device)[0]
-        G_new = G.clone()
-        G_new[:, i] = fit.gate(X_ @ u_new)
-        mse = score(G_new)
+        g_new = fit.gate(X_ @ u_new)
+        if scorer is not None:
+            sse, proposal = scorer.propose(i, g_new)
+            mse = sse / scale
+        else:
+            G_new = G.clone()
+            G_new[:, i] = g_new
+            mse = score(G_new)
         if mse <= best:
             U = U.clone()
             U[i] = u_new
-            G, best = G_new, mse
+            if scorer is not None:
+                scorer.accept(proposal)
+            else:
+                G = G_new
+            best = mse
             accepted += 1
         history.append(best)
     final = fit_galu(X_, y_, U, **exact) if accepted else fit

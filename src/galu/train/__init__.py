@@ -2,6 +2,7 @@
 classifier with validation early stopping."""
 
 from galu.train._classifier import accuracy, fit_classifier
+from galu.train._diagnostics import effective_sample_size, split_rhat
 from galu.train._posterior import (
     PosteriorSamples,
     default_langevin_lr,
@@ -10,7 +11,14 @@ from galu.train._posterior import (
     langevin_ggdln,
     relu_forward,
 )
-from galu.train._trainer import LOSSES, OPTIMIZERS, TrainResult, train, train_ensemble
+from galu.train._trainer import (
+    LOSSES,
+    OPTIMIZERS,
+    TrainResult,
+    embed_zero_padded,
+    train,
+    train_ensemble,
+)
 
 __all__ = [
     "LOSSES",
@@ -19,11 +27,14 @@ __all__ = [
     "TrainResult",
     "accuracy",
     "default_langevin_lr",
+    "effective_sample_size",
+    "embed_zero_padded",
     "fit_classifier",
     "gibbs_ggdln",
     "langevin",
     "langevin_ggdln",
     "relu_forward",
+    "split_rhat",
     "train",
     "train_ensemble",
 ]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,9 @@ import torch
 
 from galu.nn._ggdln import ggdln_backward, ggdln_forward
 from galu.seeding import derive_seed
+from galu.train._diagnostics import effective_sample_size, split_rhat
+
+TRACE_POINTS = 64  # test points whose every kept draw is stored for the diagnostics
 
 Forward = Callable[[Sequence[torch.Tensor], torch.Tensor], torch.Tensor]
 
@@ -53,6 +57,48 @@ class PosteriorSamples:
     seconds: float
     method: str
     readout_gram: torch.Tensor | None = None
+    trace: torch.Tensor | None = None  # (n_kept, chains, p): f at the first p ≤ 64 test points
+
+    def mean_se_ess(self) -> torch.Tensor:
+        """Standard error of the posterior mean at each traced test point from its effective
+        sample size, ``sd_p / sqrt(ESS_p)`` (``(p,)``); it accounts for autocorrelation within
+        chains, where :attr:`mean_se` relies on the chains' spread alone."""
+        if self.trace is None or self.trace.shape[0] < 4:
+            raise ValueError("no trace of at least 4 kept draws to compute an ESS from.")
+        p = self.trace.shape[-1]
+        sd = self.trace.reshape(-1, p).std(0)
+        return sd / effective_sample_size(self.trace).sqrt()
+
+    def diagnostics(self, warn: bool = True) -> dict[str, float]:
+        """Convergence of the traced test points (:mod:`galu.train._diagnostics`).
+
+        ``rhat_max``: the largest split-R̂ of ``f(x_p)`` and ``f(x_p)²`` over the traced points;
+        ``ess_min`` / ``ess_median``: their effective sample sizes (all chains together);
+        ``mean_se_ess``: the largest standard error of a posterior mean, ``sd_p / sqrt(ESS_p)``.
+        Warns (``RuntimeWarning``) when ``rhat_max > 1.01``: the chains have not mixed, and the
+        estimates and their error bars should not be trusted.
+        """
+        if self.trace is None or self.trace.shape[0] < 4:
+            nan = float("nan")
+            return dict(rhat_max=nan, ess_min=nan, ess_median=nan, mean_se_ess=nan)
+        both = torch.cat([self.trace, self.trace**2], dim=-1)
+        rhat = split_rhat(both)
+        ess = effective_sample_size(both)
+        out = dict(
+            rhat_max=float(rhat.max()),
+            ess_min=float(ess.min()),
+            ess_median=float(ess.median()),
+            mean_se_ess=float(self.mean_se_ess().max()),
+        )
+        if warn and out["rhat_max"] > 1.01:
+            warnings.warn(
+                f"{self.method}: split-R̂ reaches {out['rhat_max']:.3f} (> 1.01) with "
+                f"{self.chains} chains × {self.n_kept} kept draws; the chains have not mixed. "
+                "Run more sweeps / steps or a longer burn-in.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return out
 
     @property
     def chains(self) -> int:
@@ -207,6 +253,7 @@ def gibbs_ggdln(
     acc_q, kept = torch.zeros_like(acc_m), 0
     M_out = model.gate_counts[-1]
     gram = torch.zeros(chains, M_out, M_out, dtype=X.dtype, device=X.device)
+    trace: list[torch.Tensor] = []
     bar = _Bar(sweeps, "Gibbs sweeps", progress)
     t0 = time.perf_counter()
     with torch.no_grad():
@@ -232,6 +279,7 @@ def gibbs_ggdln(
                 f, _ = ggdln_forward(Ws, g_te, X_test)
                 acc_m += f
                 acc_q += f**2
+                trace.append(f[:, :TRACE_POINTS].clone())
                 a = Ws[L]
                 gram = gram + torch.einsum("cmi,cni->cmn", a, a) / a.shape[-1]
                 kept += 1
@@ -244,6 +292,7 @@ def gibbs_ggdln(
         seconds=time.perf_counter() - t0,
         method="gibbs",
         readout_gram=gram / kept,
+        trace=torch.stack(trace),
     )
 
 
@@ -284,6 +333,7 @@ def langevin(
     acc_m = torch.zeros(C, X_test.shape[0], dtype=X.dtype, device=X.device)
     acc_q, kept = torch.zeros_like(acc_m), 0
     noise = math.sqrt(2 * lr * temperature)
+    trace: list[torch.Tensor] = []
     bar = _Bar(steps, "Langevin steps", progress)
     t0 = time.perf_counter()
     for step in range(steps):
@@ -301,6 +351,7 @@ def langevin(
                 ft = forward_test(Ws, X_test)
                 acc_m += ft
                 acc_q += ft**2
+                trace.append(ft[:, :TRACE_POINTS].detach().clone())
                 kept += 1
         bar.step()
     bar.close()
@@ -310,6 +361,7 @@ def langevin(
         n_kept=kept,
         seconds=time.perf_counter() - t0,
         method="langevin",
+        trace=torch.stack(trace),
     )
 
 

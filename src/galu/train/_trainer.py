@@ -118,6 +118,41 @@ def _check_widths(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, loss: str)
         )
 
 
+def embed_zero_padded(small: nn.Module, big: nn.Module) -> nn.Module:
+    """Write ``small``'s parameters and buffers into the leading corner of ``big``'s same-named
+    tensors and zero everything else (in place); returns ``big``.
+
+    This lets networks of different widths train in one :func:`train_ensemble` pass: pad every
+    member to the largest width and its inputs with zero features. A padded entry keeps the value
+    0 when its gradient is 0 at 0, because Adam's and SGD's updates of a parameter whose gradients
+    have all been 0 are exactly 0. That holds for a zero input feature (every weight it meets
+    gets ``x_i · (…) = 0``) and for a hidden unit whose incoming weights, bias and readout are all
+    zero (its output is 0, and each of its weights' gradients is a product with another of them).
+    It fails for a unit whose output does not vanish with its weights, e.g. a folded GaLU unit
+    ``g(x)·<w, x>`` with an open gate: such a unit must have its gate closed.
+    """
+    big_state = dict(big.named_parameters()) | dict(big.named_buffers())
+    small_state = dict(small.named_parameters()) | dict(small.named_buffers())
+    if big_state.keys() != small_state.keys():
+        raise ValueError(
+            f"`small` and `big` hold different tensors: {sorted(small_state)} vs "
+            f"{sorted(big_state)}."
+        )
+    with torch.no_grad():
+        for name, target in big_state.items():
+            source = small_state[name]
+            if source.ndim != target.ndim or any(
+                s > t for s, t in zip(source.shape, target.shape, strict=True)
+            ):
+                raise ValueError(
+                    f"`{name}` of shape {tuple(source.shape)} does not fit in the padded shape "
+                    f"{tuple(target.shape)}."
+                )
+            target.zero_()
+            target[tuple(slice(0, n) for n in source.shape)] = source
+    return big
+
+
 def train_ensemble(
     models: Sequence[nn.Module],
     X: torch.Tensor,
