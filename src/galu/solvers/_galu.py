@@ -873,9 +873,6 @@ def hill_climb(
     m, d = X_.shape
     k = U.shape[0]
     iters = max_iter if max_iter is not None else _default_max_iter(m, k * d, False)
-    # Proposals are scored with one fast path throughout, even where a squared system loses a
-    # direction of Ψ (kd ≈ m): what matters is the comparison between gates. The returned fit
-    # is exact (fit_galu on the final gates).
     G = gate_matrix_blocked(X_, U, fit.gate)
     # Where ΨᵀΨ + λI is positive definite, a proposal is scored by a block update of its inverse
     # (O(m·kd·d) instead of a fresh O(m·(kd)²) solve; see _blockgram). Elsewhere every proposal

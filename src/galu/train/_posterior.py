@@ -65,9 +65,13 @@ class PosteriorSamples:
         chains, where :attr:`mean_se` relies on the chains' spread alone."""
         if self.trace is None or self.trace.shape[0] < 4:
             raise ValueError("no trace of at least 4 kept draws to compute an ESS from.")
+        return self._se_from(effective_sample_size(self.trace))
+
+    def _se_from(self, ess: torch.Tensor) -> torch.Tensor:
+        """``sd_p / sqrt(ESS_p)`` for the traced points, from their ESS (the first ``p`` values)."""
+        assert self.trace is not None
         p = self.trace.shape[-1]
-        sd = self.trace.reshape(-1, p).std(0)
-        return sd / effective_sample_size(self.trace).sqrt()
+        return self.trace.reshape(-1, p).std(0) / ess[:p].sqrt()
 
     def diagnostics(self, warn: bool = True) -> dict[str, float]:
         """Convergence of the traced test points (:mod:`galu.train._diagnostics`).
@@ -88,7 +92,7 @@ class PosteriorSamples:
             rhat_max=float(rhat.max()),
             ess_min=float(ess.min()),
             ess_median=float(ess.median()),
-            mean_se_ess=float(self.mean_se_ess().max()),
+            mean_se_ess=float(self._se_from(ess).max()),  # ess[:p] is the ESS of f itself
         )
         if warn and out["rhat_max"] > 1.01:
             warnings.warn(

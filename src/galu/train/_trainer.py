@@ -131,8 +131,7 @@ def embed_zero_padded(small: nn.Module, big: nn.Module) -> nn.Module:
     It fails for a unit whose output does not vanish with its weights, e.g. a folded GaLU unit
     ``g(x)·<w, x>`` with an open gate: such a unit must have its gate closed.
     """
-    big_state = dict(big.named_parameters()) | dict(big.named_buffers())
-    small_state = dict(small.named_parameters()) | dict(small.named_buffers())
+    big_state, small_state = big.state_dict(), small.state_dict()  # views of the tensors
     if big_state.keys() != small_state.keys():
         raise ValueError(
             f"`small` and `big` hold different tensors: {sorted(small_state)} vs "
