@@ -227,6 +227,7 @@ def train_ensemble(
     )
     generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
     members = torch.arange(E, device=X.device)[:, None]
+    X_flat, Y_flat = X.reshape(E * m, *X.shape[2:]), Y.reshape(E * m, *Y.shape[2:])
 
     def full_losses() -> torch.Tensor:
         with torch.no_grad():
@@ -246,7 +247,9 @@ def train_ensemble(
         pos += batch_size
         if pos >= m:
             perm = None
-        xb, yb = X[members, idx], Y[members, idx]  # (E, b, d), (E, b, o)
+        flat = (members * m + idx).reshape(-1)  # index_select is far faster than X[members, idx]
+        xb = X_flat.index_select(0, flat).view(E, -1, *X.shape[2:])  # (E, b, d)
+        yb = Y_flat.index_select(0, flat).view(E, -1, *Y.shape[2:])  # (E, b, o) or (E, b)
         batch_loss = loss_fn(forward(params, buffers, xb), yb)  # (E,)
         opt.zero_grad(set_to_none=True)
         batch_loss.sum().backward()  # members are independent: d(sum)/dθ_e = dloss_e/dθ_e
