@@ -88,7 +88,8 @@ def test_bench_lists_benchmarks_and_passes_options_through(tmp_path, monkeypatch
     assert res.exit_code == 2
     # benchmarks/_gln_anchors.py is a helper, not listed
     want = (
-        "unknown benchmark 'nope'; available: auto, channels, dgn, ggdln, gln, glu, paths, solvers"
+        "unknown benchmark 'nope'; available: auto, channels, dgn, ensemble, ggdln, gln, glu, "
+        "paths, solvers"
     )
     assert want in " ".join(res.output.split())
     # Extra options reach the benchmark script (run for real: `--help` only parses).

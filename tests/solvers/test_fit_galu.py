@@ -384,6 +384,26 @@ def test_genuine_rank_deficiency_does_not_warn():
             assert max_rel_diff(fit.weight, ref.weight) < DIRECT_RTOL
 
 
+def test_points_with_every_gate_closed_are_not_a_rank_loss():
+    # kd = m with k = 2: about a quarter of the points have both gates closed, so they are zero
+    # rows of Ψ and rank(Ψ) < m for real. The rank bound counts them, and auto keeps the dual.
+    from galu.solvers._galu import _rank_bound, gate_matrix_blocked
+
+    X, y, U = _problem(m=64, d=32, k=2, seed=3)
+    G = gate_matrix_blocked(X, U, Gate())
+    closed = int((G == 0).all(dim=1).sum())
+    assert closed >= 8
+    psi = (G[:, :, None] * X[:, None, :]).reshape(64, -1)
+    assert _rank_bound(X, G) == int(torch.linalg.matrix_rank(psi)) == 64 - closed
+    ref = fit_galu(X, y, U, solver="svd")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for solver in ("dual", "auto"):
+            fit = fit_galu(X, y, U, solver=solver)
+            assert fit.solver == "dual"
+            assert max_rel_diff(fit.weight, ref.weight) < DIRECT_RTOL
+
+
 def test_to_module_and_hill_climb_leave_the_global_rng_alone():
     X, y, U = _problem(m=40, d=3, k=4)
     torch.manual_seed(0)

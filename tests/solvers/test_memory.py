@@ -262,6 +262,7 @@ def test_auto_reports_its_cg_attempt_and_verbose_prints_progress(monkeypatch, ca
     assert re.fullmatch(rf"fit_galu: cg done in [\d.]+ s \({fit.n_iter} iterations\); .*", err[-1])
     # An attempt that gives up says so, and the direct path finishes the fit.
     monkeypatch.setattr(mod, "_CG_FIRST_SHARE", 15.0)  # one CG step
+    monkeypatch.setattr(mod, "_cg_steps_expected", lambda *args: 0.0)  # attempt it anyway
     fit = fit_galu(X, y, U, verbose=True)
     err = capsys.readouterr().err
     assert fit.solver == "primal" and "cg stopped after 1 steps; solving by primal" in err
@@ -270,3 +271,38 @@ def test_auto_reports_its_cg_attempt_and_verbose_prints_progress(monkeypatch, ca
     assert "lsqr iteration 1: relative residual" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"`verbose` \(='yes'\) must be True or False"):
         fit_galu(X, y, U, verbose="yes")
+
+
+@pytest.mark.parametrize("m, n", [(400, 20), (400, 100), (150, 600)])
+def test_cg_steps_expected_matches_cg_on_a_gaussian_matrix(m, n):
+    """The Marchenko–Pastur prediction against plain CG's steps on the normal equations of an
+    i.i.d. Gaussian matrix (the smaller side's system), to a relative residual of 1e-10."""
+    from galu.solvers._galu import _cg_steps_expected
+
+    rng = np.random.default_rng(m + n)
+    A = rng.standard_normal((m, n))
+    M = A.T @ A if m >= n else A @ A.T
+    b = rng.standard_normal(M.shape[0])
+    x, r = np.zeros_like(b), b.copy()
+    p, steps = r.copy(), 0
+    while np.linalg.norm(r) > 1e-10 * np.linalg.norm(b):
+        Mp = M @ p
+        alpha = (r @ r) / (p @ Mp)
+        x, r_new = x + alpha * p, r - alpha * Mp
+        p, r, steps = r_new + (r_new @ r_new) / (r @ r) * p, r_new, steps + 1
+    predicted = _cg_steps_expected(m, n, 0.0, 1e-10)
+    assert 0.5 * steps <= predicted <= 1.5 * steps
+    assert _cg_steps_expected(m, n, 0.1, 1e-10) == 0.0  # with a ridge the attempt decides
+    assert _cg_steps_expected(n, n, 0.0, 1e-10) == float("inf")
+
+
+def test_auto_skips_the_cg_attempt_at_the_interpolation_threshold(monkeypatch, capsys):
+    import galu.solvers._galu as mod
+
+    X, y, U = _problem(240, 6, 40)  # kd = m
+    monkeypatch.setattr(mod, "_CG_FIRST_MIN_ITERS", 1)
+    monkeypatch.setattr(mod, "_CG_FIRST_SHARE", 1e-3)  # a budget of thousands of iterations
+    fit = fit_galu(X, y, U, verbose=True)
+    assert fit.solver != "cg" and "cg iteration" not in capsys.readouterr().err
+    fit = fit_galu(X, y, U, ridge=1e-3, verbose=True)  # a ridge: the attempt runs
+    assert "cg iteration" in capsys.readouterr().err

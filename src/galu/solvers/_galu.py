@@ -376,6 +376,18 @@ _CG_FIRST_MIN_ITERS = 50
 _CG_FIRST_SHARE = 3
 
 
+def _cg_steps_expected(m: int, n: int, ridge: float, tol: float) -> float:
+    """CG steps to reach ``tol`` predicted from the Marchenko–Pastur edges of an ``m × n``
+    matrix with i.i.d. entries: ``√κ = (1 + √r) / (1 − √r)`` with ``r = min/max(m, n)``, and CG
+    needs about ``√κ · ln(2/tol) / 2`` steps. Infinite at ``m = n`` (the interpolation threshold,
+    where CG cannot win: on `benchmarks/auto.py`'s grid its attempts there only cost time). The
+    prediction is only used at ``ridge = 0``; with a ridge the attempt's own rate test decides."""
+    if ridge > 0:
+        return 0.0
+    root = math.sqrt(min(m, n) / max(m, n))
+    return math.inf if root >= 1 else (1 + root) / (1 - root) * math.log(2 / tol) / 2
+
+
 def _pinv_solve_psd(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Minimum-norm solution of ``a x = b`` for symmetric PSD ``a`` and the numerical rank used
     (eigenvalues below ``n·eps·λ_max`` are treated as zero)."""
@@ -438,11 +450,14 @@ def _clearly_nonsingular(a: torch.Tensor, factor: torch.Tensor) -> bool:
 
 def _rank_bound(X: torch.Tensor, G: torch.Tensor) -> int:
     """An upper bound on ``rank(Ψ)`` that is attained for data in general position:
-    ``min(m, Σ_i min(rank X, #samples gate i opens))`` over distinct, non-zero gate columns."""
+    ``min(#samples with an open gate, Σ_i min(rank X, #samples gate i opens))`` over distinct,
+    non-zero gate columns. A sample whose gates are all closed is a zero row of Ψ (about
+    ``m·2^−k`` of them for random gates), so it adds no rank."""
     cols = torch.unique(G.T, dim=0)  # (k', m): duplicate gates add no rank
     open_counts = (cols != 0).sum(dim=1)
+    open_rows = int((G != 0).any(dim=1).sum())
     rank_x = int(torch.linalg.matrix_rank(X))
-    return min(X.shape[0], int(open_counts.clamp(max=rank_x).sum()))
+    return min(open_rows, int(open_counts.clamp(max=rank_x).sum()))
 
 
 def _rank_loss(solver: str, rank: int | None, X: torch.Tensor, G: torch.Tensor) -> str | None:
@@ -775,7 +790,7 @@ def fit_galu(
     if solver == "auto" and path not in ("cg", "lsqr") and plan.cg_first:
         per_iter = 4 * m * k * d * Y.shape[1]
         iters = int(costs[path] / per_iter / _CG_FIRST_SHARE)  # CG steps worth the direct cost
-        if iters >= _CG_FIRST_MIN_ITERS:
+        if iters >= max(_CG_FIRST_MIN_ITERS, _cg_steps_expected(m, k * d, float(ridge), tol)):
             attempt = _fit_gated(
                 Xt,
                 G,
