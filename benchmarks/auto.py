@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from galu.runner.rundir import atomic_write_text
 from galu.solvers import fit_galu
 from galu.solvers._galu import sample_gate_vectors
 
@@ -71,10 +72,10 @@ def main() -> None:
             times[solver], mses[solver] = secs, mse
             rows.append(dict(m=m, d=d, k=k, kd_over_m=k * d / m, solver=solver, ran=ran,
                              seconds=secs, train_mse=mse))  # fmt: skip
-        exact = [p for p in PATHS if abs(mses[p] - mses["svd"]) <= EXACT]
-        best = min(exact, key=times.__getitem__)
+        exact = {p for p in mses if abs(mses[p] - mses["svd"]) <= EXACT}
+        best = min(exact & set(PATHS), key=times.__getitem__)
         for row in rows[-len(times) :]:
-            row["exact"] = abs(row["train_mse"] - mses["svd"]) <= EXACT
+            row["exact"] = row["solver"] in exact
             row["best_path"] = best
             row["ratio_to_best"] = row["seconds"] / times[best]
         auto = rows[-1]
@@ -82,10 +83,7 @@ def main() -> None:
               f"{times['auto']:.4f}s  best {best:6s} {times[best]:.4f}s  "
               f"ratio {auto['ratio_to_best']:.2f}", flush=True)  # fmt: skip
     df = pd.DataFrame(rows)
-    OUT.parent.mkdir(exist_ok=True)
-    tmp = OUT.with_suffix(".tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(OUT)
+    atomic_write_text(OUT, df.to_csv(index=False))
     autos = df[df.solver == "auto"]
     worst = autos.loc[autos.ratio_to_best.idxmax()]
     print(

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from galu.nn import DeepGaLU, ReLUNet, ShallowGaLU
+from galu.runner.rundir import atomic_write_text
 from galu.train import train_ensemble
 
 OUT = Path(__file__).parent / "results" / "ensemble.csv"
@@ -92,10 +93,7 @@ def main() -> None:
     base = totals[totals.layout == "per-width"].set_index("model")["ms_per_step"]
     totals["ratio"] = totals["ms_per_step"] / totals["model"].map(base)
     df = pd.concat([df, totals], ignore_index=True)
-    OUT.parent.mkdir(exist_ok=True)
-    tmp = OUT.with_suffix(".tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(OUT)
+    atomic_write_text(OUT, df.to_csv(index=False))
     print(totals.to_string(index=False))
     print(f"rows: {OUT}")
 

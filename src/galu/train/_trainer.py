@@ -226,7 +226,7 @@ def train_ensemble(
         torch.optim.Adam(plist, lr=lr) if optimizer == "adam" else torch.optim.SGD(plist, lr=lr)
     )
     generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    members = torch.arange(E, device=X.device)[:, None]
+    offsets = torch.arange(E, device=X.device)[:, None] * m  # member e's rows start at e·m
     X_flat, Y_flat = X.reshape(E * m, *X.shape[2:]), Y.reshape(E * m, *Y.shape[2:])
 
     def full_losses() -> torch.Tensor:
@@ -247,7 +247,7 @@ def train_ensemble(
         pos += batch_size
         if pos >= m:
             perm = None
-        flat = (members * m + idx).reshape(-1)  # index_select is far faster than X[members, idx]
+        flat = (offsets + idx).reshape(-1)  # index_select is far faster than X[members, idx]
         xb = X_flat.index_select(0, flat).view(E, -1, *X.shape[2:])  # (E, b, d)
         yb = Y_flat.index_select(0, flat).view(E, -1, *Y.shape[2:])  # (E, b, o) or (E, b)
         batch_loss = loss_fn(forward(params, buffers, xb), yb)  # (E,)
