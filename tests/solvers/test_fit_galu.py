@@ -119,27 +119,29 @@ def test_auto_keeps_cg_only_when_it_converges_within_its_budget(monkeypatch):
     assert max_rel_diff(fit.weight[None], ref) < DIRECT_RTOL
 
 
-def test_cholesky_is_kept_at_zero_ridge_only_for_a_clearly_nonsingular_system():
-    from galu.solvers._galu import _clearly_nonsingular, _spd_solve
+@pytest.mark.parametrize("n", [50, 100])  # exact eigenvalues (≤ 64), power/inverse iteration
+def test_cholesky_is_kept_at_zero_ridge_only_for_a_clearly_nonsingular_system(n):
+    from galu.solvers._galu import _EIGVALSH_MAX, _clearly_nonsingular, _spd_solve
 
+    assert (n <= _EIGVALSH_MAX) == (n == 50)
     g = torch.Generator().manual_seed(0)
-    Q, _ = torch.linalg.qr(torch.randn(50, 50, generator=g, dtype=torch.float64))
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
 
     def psd(spectrum):
         return (Q * spectrum) @ Q.T
 
-    good = psd(torch.logspace(0, -6, 50, dtype=torch.float64))
-    edge = psd(torch.cat([torch.ones(49), torch.tensor([5e-13])]).double())
+    good = psd(torch.logspace(0, -6, n, dtype=torch.float64))
+    edge = psd(torch.cat([torch.ones(n - 1), torch.tensor([5e-13])]).double())
     for A, expected in ((good, True), (edge, False)):
         factor, info = torch.linalg.cholesky_ex(A)
         assert int(info) == 0  # Cholesky itself succeeds on both
         assert _clearly_nonsingular(A, factor) is expected
-    b = torch.randn(50, 1, generator=g, dtype=torch.float64)
+    b = torch.randn(n, 1, generator=g, dtype=torch.float64)
     x, rank = _spd_solve(good, b, 0.0)
     assert rank is None and max_rel_diff(x, torch.linalg.solve(good, b)) < 1e-8
-    singular = psd(torch.cat([torch.ones(49), torch.zeros(1)]).double())
+    singular = psd(torch.cat([torch.ones(n - 1), torch.zeros(1)]).double())
     x, rank = _spd_solve(singular, b, 0.0)  # falls back to the minimum-norm solve
-    assert rank == 49
+    assert rank == n - 1
     assert max_rel_diff(x, torch.linalg.pinv(singular, hermitian=True, rtol=1e-10) @ b) < 1e-9
 
 

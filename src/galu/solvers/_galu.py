@@ -427,14 +427,20 @@ def _spd_solve(a: torch.Tensor, b: torch.Tensor, ridge: float) -> tuple[torch.Te
 # kd = m, the kernel's λ_min is 2272× the cutoff (κ = 4.9e8): 100 keeps Cholesky there.
 _CHOLESKY_MARGIN = 100.0
 _POWER_STEPS = 8
+_EIGVALSH_MAX = 64  # eigvalsh of 64 × 64 ≈ 60 µs here, under 8 power steps' overhead
 
 
 def _clearly_nonsingular(a: torch.Tensor, factor: torch.Tensor) -> bool:
     """Whether ``λ_min(a) > margin · n·eps·λ_max(a)``, from power iteration on ``a`` and inverse
     iteration through the Cholesky factor (a few ``n²`` passes; the start vectors are fixed, so
     the decision is deterministic). Inverse iteration locks onto an isolated tiny eigenvalue —
-    the dangerous case — within a step or two."""
+    the dangerous case — within a step or two. Up to ``_EIGVALSH_MAX`` rows the exact
+    eigenvalues are cheaper than the iterations' Python overhead and are used instead."""
     n = a.shape[0]
+    threshold = _CHOLESKY_MARGIN * n * torch.finfo(a.dtype).eps
+    if n <= _EIGVALSH_MAX:
+        ev = torch.linalg.eigvalsh(a)
+        return bool(ev[0] > threshold * ev[-1])
     gen = torch.Generator(device=a.device).manual_seed(0)
     v = torch.randn(n, 1, generator=gen, dtype=a.dtype, device=a.device)
     u = v.clone()
@@ -445,7 +451,7 @@ def _clearly_nonsingular(a: torch.Tensor, factor: torch.Tensor) -> bool:
         u = cho_solve(u / torch.linalg.vector_norm(u), factor)
         lam_min = 1.0 / torch.linalg.vector_norm(u)
     lam_max = torch.maximum(lam_max, a.diagonal().max())
-    return bool(lam_min > _CHOLESKY_MARGIN * n * torch.finfo(a.dtype).eps * lam_max)
+    return bool(lam_min > threshold * lam_max)
 
 
 def _rank_bound(X: torch.Tensor, G: torch.Tensor) -> int:
