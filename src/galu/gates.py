@@ -25,6 +25,8 @@ from typing import Literal
 
 import torch
 
+from galu._validate import positive_number
+
 GateKind = Literal["step", "sigmoid", "one"]
 GATE_KINDS: tuple[str, ...] = ("step", "sigmoid", "one")
 AT_ZERO_VALUES: tuple[float, ...] = (1.0, 0.0, 0.5)
@@ -53,8 +55,7 @@ def step(z: torch.Tensor, at_zero: float = 1.0) -> torch.Tensor:
 
 def sigmoid(z: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """Soft gate ``σ(scale · z)``; tends to the step gate (with value 0.5 at 0) as ``scale → ∞``."""
-    if not scale > 0:
-        raise ValueError(f"`scale` (={scale!r}) must be a positive number.")
+    positive_number("scale", scale)
     return torch.sigmoid(scale * z)
 
 
@@ -78,8 +79,7 @@ class Gate:
         if self.kind not in GATE_KINDS:
             raise ValueError(f"`kind` (={self.kind!r}) must be one of {GATE_KINDS}.")
         _check_at_zero(self.at_zero)
-        if not (isinstance(self.scale, int | float) and self.scale > 0):
-            raise ValueError(f"`scale` (={self.scale!r}) must be a positive number.")
+        positive_number("scale", self.scale)
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         if self.kind == "step":

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from galu._validate import positive_int
 from galu.runner.engine import summary_title
 from galu.runner.rundir import RunDir, RunDirError, atomic_write_text
 from galu.runner.sweep import read_failures
@@ -176,8 +177,7 @@ def build_report(run_dirs: Sequence[Path | str], out: Path | str, *, max_rows: i
     """Write the report for ``run_dirs`` to ``out`` (atomically) and return its path."""
     if not run_dirs:
         raise ValueError("`run_dirs` is empty: name at least one run or sweep directory.")
-    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
-        raise ValueError(f"`max_rows` (={max_rows!r}) must be a positive integer.")
+    positive_int("max_rows", max_rows)
     sections = []
     for i, d in enumerate(run_dirs):
         path = Path(d)

@@ -27,7 +27,6 @@ comparison the paper draws (finite step sizes stall at the channel's entrance).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -35,9 +34,9 @@ from typing import Literal
 import numpy as np
 import torch
 
+from galu._validate import int_at_least, positive_int, positive_number
 from galu.channels._activations import Activation, activation
 from galu.channels._mlp import derivatives
-from galu.nn._init import check_positive_int
 from galu.train._posterior import _Bar
 
 # RODAS4 in Hairer and Wanner's transformed form (ODE II, §IV.7; their code rodas.f): γ, the
@@ -109,13 +108,7 @@ class FlowResult:
 
 def _check_positive(**values: float) -> None:
     for name, value in values.items():
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise ValueError(f"`{name}` (={value!r}) must be a positive finite number.")
-
-
-def _check_count(name: str, value: int, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` (={value!r}) must be an integer >= {minimum}.")
+        positive_number(name, value, finite=True)
 
 
 def _check_data(E: int, Xa: torch.Tensor, y: torch.Tensor) -> None:
@@ -177,8 +170,8 @@ def gradient_flow(
     _check_positive(norm_bound=norm_bound, gtol=gtol, t_max=t_max, rtol=rtol, atol=atol, h0=h0)
     if theta0.ndim != 2:
         raise ValueError(f"`theta0` must be (E, P); got shape {tuple(theta0.shape)}.")
-    _check_count("max_steps", max_steps, minimum=1)
-    _check_count("trace_every", trace_every, minimum=0)
+    int_at_least("max_steps", max_steps, 1)
+    int_at_least("trace_every", trace_every, 0)
     _check_data(theta0.shape[0], Xa, y)
     sigma = activation(act)
     start = time.perf_counter()
@@ -308,7 +301,7 @@ def gradient_flow_scipy(
             f"`theta0` must be one network, shape (P,) or (1, P); got {tuple(theta0.shape)}."
         )
     _check_positive(norm_bound=norm_bound, gtol=gtol, t_max=t_max, rtol=rtol, atol=atol)
-    _check_count("max_steps", max_steps, minimum=1)
+    int_at_least("max_steps", max_steps, 1)
     if Xa.ndim != 2 or y.ndim != 1 or Xa.shape[0] != y.shape[0]:
         raise ValueError(
             f"`Xa` must be (n, D) and `y` (n,); got shapes {tuple(Xa.shape)} and {tuple(y.shape)}."
@@ -375,7 +368,7 @@ def descend(
     if optimizer not in ("gd", "adam"):
         raise ValueError(f"`optimizer` (={optimizer!r}) must be 'gd' or 'adam'.")
     _check_positive(lr=lr)
-    check_positive_int("steps", steps)
+    positive_int("steps", steps)
     if theta0.ndim != 2:
         raise ValueError(f"`theta0` must be (E, P); got shape {tuple(theta0.shape)}.")
     _check_data(theta0.shape[0], Xa, y)

@@ -23,8 +23,8 @@ import math
 
 import torch
 
+from galu._validate import positive_int
 from galu.channels._activations import Activation, activation
-from galu.nn._init import check_positive_int
 
 # Largest (E, n, P) Jacobian formed at once by `derivatives(hessian=True)` (16M float64: 128 MB).
 _JACOBIAN_ELEMENTS = 16 * 2**20
@@ -219,7 +219,7 @@ def top_eigenvalue(
     from ``generator``, default seed 0), so a network's value does not depend on its position
     in the batch."""
     E, P = theta.shape
-    k = min(check_positive_int("steps", steps), P)
+    k = min(positive_int("steps", steps), P)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     q = torch.randn(P, generator=gen, dtype=theta.dtype).to(theta.device).expand(E, P)
     q = q / torch.linalg.vector_norm(q, dim=1, keepdim=True)

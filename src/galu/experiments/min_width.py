@@ -23,6 +23,7 @@ from typing import Any, Literal
 import pandas as pd
 import torch
 
+from galu._validate import positive_number
 from galu.data import random_regression
 from galu.experiments.base import Row, SeedBatched, plot_mean_sd, register, save_figure
 from galu.experiments.config import BaseConfig
@@ -58,8 +59,7 @@ class MinWidthConfig(BaseConfig):
             raise ValueError(f"`d_out` (={self.d_out!r}) must list integers >= 1.")
         if not self.models:
             raise ValueError(f"`models` is empty; choose from {MODELS}.")
-        if not (math.isfinite(self.threshold) and self.threshold > 0):
-            raise ValueError(f"`threshold` (={self.threshold!r}) must be a positive number.")
+        positive_number("threshold", self.threshold, finite=True)
         if not self.lr > 0:
             raise ValueError(f"`lr` (={self.lr!r}) must be > 0.")
 

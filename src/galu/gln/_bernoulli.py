@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from galu._validate import int_at_least, one_of
 from galu.gln._contexts import RULES, HalfSpaces
 from galu.gln._math import LearningRate, active_mix, as_learning_rate, bernoulli_loss, logit
 from galu.gln._scan import ENGINES, SKIP_RULES, batch_layer, resolve_engine, scan_layer
@@ -128,18 +129,6 @@ def as_input(name: str, value: Any, width: int, dtype: torch.dtype,
         bad = x[~torch.isfinite(x)][0].item()
         raise ValueError(f"`{name}` contains a non-finite value ({bad}).")
     return x.to(dtype=dtype, device=device)
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"`{name}` (={value!r}) must be an integer >= {low}.")
-    return value
-
-
-def _check_choice(name: str, value: Any, valid: Sequence[str]) -> str:
-    if value not in valid:
-        raise ValueError(f"`{name}` (={value!r}) must be one of {', '.join(map(repr, valid))}.")
-    return value
 
 
 class TableNetwork(nn.Module):
@@ -260,11 +249,11 @@ class BernoulliGLN(TableNetwork):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        self.in_features = _check_int("in_features", in_features, 1)
-        self.side_features = _check_int("side_features", side_features, 1)
+        self.in_features = int_at_least("in_features", in_features, 1)
+        self.side_features = int_at_least("side_features", side_features, 1)
         self.layer_sizes = sizes = check_layer_sizes(layer_sizes)
-        self.num_outputs = _check_int("num_outputs", num_outputs, 1)
-        self.context_dim = _check_int("context_dim", context_dim, 0)
+        self.num_outputs = int_at_least("num_outputs", num_outputs, 1)
+        self.context_dim = int_at_least("context_dim", context_dim, 0)
         if not (isinstance(eps, int | float) and 0 < eps < 0.5):
             raise ValueError(f"`eps` (={eps!r}) must be a number in (0, 0.5).")
         if isinstance(beta, bool) or not (isinstance(beta, int | float) and 0 < beta < math.inf):
@@ -272,12 +261,12 @@ class BernoulliGLN(TableNetwork):
         if bias is not None and not (isinstance(bias, int | float) and 0 < bias < 1):
             raise ValueError(f"`bias` (={bias!r}) must be a probability in (0, 1), or None.")
         self.eps, self.beta, self.bias = float(eps), float(beta), bias
-        self.init = _check_choice("init", init, INITS)
-        self.skip_rule = _check_choice("skip_rule", skip_rule, SKIP_RULES)
+        self.init = one_of("init", init, INITS)
+        self.skip_rule = one_of("skip_rule", skip_rule, SKIP_RULES)
         self.lr = as_learning_rate(lr)
-        self.batch_mode = _check_choice("batch_mode", batch_mode, BATCH_MODES)
-        self.engine = _check_choice("engine", engine, ENGINES)
-        self.chunk_size = _check_int("chunk_size", chunk_size, 1)
+        self.batch_mode = one_of("batch_mode", batch_mode, BATCH_MODES)
+        self.engine = one_of("engine", engine, ENGINES)
+        self.chunk_size = int_at_least("chunk_size", chunk_size, 1)
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"`dtype` (={dtype!r}) must be torch.float32 or torch.float64.")
         device = torch.device(device) if device is not None else torch.device("cpu")

@@ -11,11 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from galu._validate import int_at_least, one_of
 from galu.gln._bernoulli import (
     INITS,
     TableNetwork,
-    _check_choice,
-    _check_int,
     check_layer_sizes,
     check_memory,
     make_halfspaces,
@@ -107,11 +106,11 @@ class GaussianGLN(TableNetwork):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        self.in_features = _check_int("in_features", in_features, 1)
-        self.side_features = _check_int("side_features", side_features, 1)
+        self.in_features = int_at_least("in_features", in_features, 1)
+        self.side_features = int_at_least("side_features", side_features, 1)
         self.layer_sizes = sizes = check_layer_sizes(layer_sizes)
-        self.num_outputs = _check_int("num_outputs", num_outputs, 1)
-        self.context_dim = _check_int("context_dim", context_dim, 0)
+        self.num_outputs = int_at_least("num_outputs", num_outputs, 1)
+        self.context_dim = int_at_least("context_dim", context_dim, 0)
         for key, value in (
             ("base_variance", base_variance),
             ("s2_min", s2_min),
@@ -131,12 +130,12 @@ class GaussianGLN(TableNetwork):
             raise ValueError(f"`bias_means` (={bias_means!r}) must be finite.")
         self.base_variance, self.s2_min, self.s2_max = base_variance, s2_min, s2_max
         self.beta, self.mean_bound = float(beta), float(mean_bound)
-        self.init = _check_choice("init", init, INITS)
+        self.init = one_of("init", init, INITS)
         self.lr = as_learning_rate(lr)
-        self.engine = _check_choice("engine", engine, ENGINES)
+        self.engine = one_of("engine", engine, ENGINES)
         if engine in ("triton",):
             raise ValueError("`engine` (='triton'): the fused kernel covers Bernoulli GLNs only.")
-        self.chunk_size = _check_int("chunk_size", chunk_size, 1)
+        self.chunk_size = int_at_least("chunk_size", chunk_size, 1)
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"`dtype` (={dtype!r}) must be torch.float32 or torch.float64.")
         device = torch.device(device) if device is not None else torch.device("cpu")

@@ -38,7 +38,9 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from galu.nn._init import check_last_dim, check_positive_int, fan_in_bound, sample_uniform
+from galu import gates
+from galu._validate import positive_int
+from galu.nn._init import check_last_dim, fan_in_bound, sample_uniform
 
 Variant = Literal[
     "relu", "galu", "frnpf-ii", "frnpf-di", "flnpf", "dnpfl", "dlgn", "dlgn-ones", "dlgn-sf"
@@ -119,12 +121,12 @@ class DGN(nn.Module):
             raise ValueError(f"`arch` (={arch!r}) must be one of {ARCHS}.")
         self.variant = "frnpf-ii" if variant == "galu" else variant
         self.arch = arch
-        self.in_features = check_positive_int("in_features", in_features)
-        self.out_features = check_positive_int("out_features", out_features)
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
         widths = (widths,) if isinstance(widths, int) else tuple(widths)
         if not widths:
             raise ValueError("`widths` must name at least one gated layer.")
-        self.widths = tuple(check_positive_int("widths[]", w) for w in widths)
+        self.widths = tuple(positive_int("widths[]", w) for w in widths)
         soft_default = SOFT_DEFAULT.get(self.variant)
         self.gate = gate if gate is not None else ("soft" if soft_default else "hard")
         if self.gate not in ("hard", "soft"):
@@ -184,8 +186,8 @@ class DGN(nn.Module):
 
     def _gate(self, q: torch.Tensor) -> torch.Tensor:
         if self.gate == "hard":
-            return (q > 0).to(q.dtype)
-        return (1.0 + self.eps) * torch.sigmoid(self.beta * q)
+            return gates.step(q, at_zero=0.0)
+        return (1.0 + self.eps) * gates.sigmoid(q, self.beta)
 
     def gates(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The gate of every layer, ``G_l(x)`` (shape of that layer's output)."""

@@ -31,7 +31,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from galu.nn._init import check_positive_int
+from galu import gates
+from galu._validate import positive_int
 
 GateFamily = Literal["halfspace", "sigmoid", "pca", "kmeans", "ones"]
 GATE_FAMILIES: tuple[str, ...] = ("halfspace", "sigmoid", "pca", "kmeans", "ones")
@@ -75,9 +76,9 @@ class GlobalGates(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        check_positive_int("in_features", in_features)
-        check_positive_int("n_gates", n_gates)
-        check_positive_int("n_tasks", n_tasks)
+        positive_int("in_features", in_features)
+        positive_int("n_gates", n_gates)
+        positive_int("n_tasks", n_tasks)
         if kind not in GATE_FAMILIES:
             raise ValueError(f"`kind` (={kind!r}) must be one of {GATE_FAMILIES}.")
         if not bias_std >= 0:
@@ -149,8 +150,8 @@ class GlobalGates(nn.Module):
                 )
             z = torch.einsum("pj,pmj->pm", X, v[task]) / math.sqrt(self.in_features) + b[task]
         if self.kind == "sigmoid":
-            return torch.sigmoid(self.scale * z)
-        return (z > 0).to(X.dtype)
+            return gates.sigmoid(z, self.scale)
+        return gates.step(z, at_zero=0.0)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, n_gates={self.n_gates}, kind={self.kind!r}"
@@ -201,14 +202,14 @@ class GGDLN(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        check_positive_int("in_features", in_features)
-        check_positive_int("depth", depth)
-        check_positive_int("n_gates", n_gates)
+        positive_int("in_features", in_features)
+        positive_int("depth", depth)
+        positive_int("n_gates", n_gates)
         widths = (width,) * depth if isinstance(width, int) else tuple(width)
         if len(widths) != depth:
             raise ValueError(f"`width` (={width!r}) must be an int or a list of {depth} widths.")
         for w in widths:
-            check_positive_int("width", w)
+            positive_int("width", w)
         if readout not in READOUTS:
             raise ValueError(f"`readout` (={readout!r}) must be one of {READOUTS}.")
         if normalization not in NORMALIZATIONS:

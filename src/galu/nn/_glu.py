@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from galu._validate import positive_int
 from galu.kernels import gate
 from galu.kernels._eager import (  # noqa: F401  (re-exported)
     EXPANDED,
@@ -45,14 +46,14 @@ from galu.kernels._eager import (  # noqa: F401  (re-exported)
     expanded_gate,
     ffn_activation,
 )
-from galu.nn._init import check_last_dim, check_positive_int
+from galu.nn._init import check_last_dim
 
 
 def gated_hidden_size(d_ff: int, multiple_of: int = 1) -> int:
     """``round(2/3 · d_ff)`` rounded up to a multiple of ``multiple_of``: the hidden size at which
     a gated FFN (three ``d × F`` matrices) matches a non-gated one of hidden size ``d_ff`` (two)."""
-    check_positive_int("d_ff", d_ff)
-    check_positive_int("multiple_of", multiple_of)
+    positive_int("d_ff", d_ff)
+    positive_int("multiple_of", multiple_of)
     F = round(2 * d_ff / 3)
     return max(multiple_of, -(-F // multiple_of) * multiple_of)
 
@@ -85,8 +86,8 @@ class FeedForward(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        check_positive_int("d_model", d_model)
-        check_positive_int("d_hidden", d_hidden)
+        positive_int("d_model", d_model)
+        positive_int("d_hidden", d_hidden)
         if variant not in FFN_VARIANTS:
             raise ValueError(f"`variant` (={variant!r}) must be one of {FFN_VARIANTS}.")
         if not beta > 0:

@@ -41,12 +41,6 @@ def fan_in_bound(fan_in: int) -> float:
     return 1.0 / math.sqrt(fan_in)
 
 
-def check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` (={value!r}) must be a positive integer.")
-    return value
-
-
 def check_last_dim(module: str, x: torch.Tensor, expected: int) -> None:
     """Refuse an input whose last dimension is not the module's input width (``module`` names
     the module and its width argument, e.g. ``"FeedForward(d_model=16)"``)."""

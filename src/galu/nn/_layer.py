@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from galu import ops
+from galu._validate import positive_int
 from galu.gates import Gate
-from galu.nn._init import check_positive_int, fan_in_bound, sample_normal, sample_uniform
+from galu.nn._init import fan_in_bound, sample_normal, sample_uniform
 
 
 class GaLULayer(nn.Module):
@@ -45,9 +46,9 @@ class GaLULayer(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        self.in_features = check_positive_int("in_features", in_features)
-        self.out_features = check_positive_int("out_features", out_features)
-        self.gate_features = check_positive_int(
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
+        self.gate_features = positive_int(
             "gate_features", in_features if gate_features is None else gate_features
         )
         self.gate = gate if gate is not None else Gate()

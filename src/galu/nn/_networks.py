@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from galu import ops
+from galu._validate import positive_int
 from galu.gates import Gate
 from galu.nn._init import (
     check_last_dim,
-    check_positive_int,
     fan_in_bound,
     sample_normal,
     sample_uniform,
@@ -29,7 +29,7 @@ def _hidden_sizes(hidden_features: int | Sequence[int]) -> tuple[int, ...]:
     if not sizes:
         raise ValueError("`hidden_features` (=()) must name at least one hidden layer width.")
     for i, h in enumerate(sizes):
-        check_positive_int(f"hidden_features[{i}]", h)
+        positive_int(f"hidden_features[{i}]", h)
     return sizes
 
 
@@ -67,9 +67,9 @@ class ShallowGaLU(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        self.in_features = check_positive_int("in_features", in_features)
-        self.hidden_features = check_positive_int("hidden_features", hidden_features)
-        self.out_features = check_positive_int("out_features", out_features)
+        self.in_features = positive_int("in_features", in_features)
+        self.hidden_features = positive_int("hidden_features", hidden_features)
+        self.out_features = positive_int("out_features", out_features)
         self.gate = gate if gate is not None else Gate()
         kw: dict[str, Any] = dict(generator=generator, dtype=dtype, device=device)
         # Gates are drawn first so that, for a given generator state, the gates do not depend
@@ -145,8 +145,8 @@ class DeepGaLU(nn.Module):
         super().__init__()
         if gated_by not in GATED_BY:
             raise ValueError(f"`gated_by` (={gated_by!r}) must be one of {GATED_BY}.")
-        self.in_features = check_positive_int("in_features", in_features)
-        self.out_features = check_positive_int("out_features", out_features)
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
         self.hidden_features = _hidden_sizes(hidden_features)
         self.gated_by = gated_by
         kw: dict[str, Any] = dict(generator=generator, dtype=dtype, device=device)
@@ -218,8 +218,8 @@ class ReLUNet(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        self.in_features = check_positive_int("in_features", in_features)
-        self.out_features = check_positive_int("out_features", out_features)
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
         self.hidden_features = _hidden_sizes(hidden_features)
         kw: dict[str, Any] = dict(generator=generator, dtype=dtype, device=device)
         layers = []

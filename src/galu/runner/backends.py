@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from galu._validate import positive_int
+
 BACKENDS = ("inline", "process", "ray")
 
 
@@ -304,10 +306,8 @@ def check_backend(name: str, workers: int | None = None, address: str | None = N
     """Raise ``ValueError`` for a backend choice that cannot run (before anything is created)."""
     if name not in BACKENDS:
         raise ValueError(f"`backend` (={name!r}) must be one of {', '.join(BACKENDS)}.")
-    if workers is not None and (
-        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
-    ):
-        raise ValueError(f"`workers` (={workers!r}) must be a positive integer.")
+    if workers is not None:
+        positive_int("workers", workers)
     if address is not None and name != "ray":
         raise ValueError(f"`address` (={address!r}) only applies to --backend ray.")
     if name == "inline" and workers not in (None, 1):

@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from galu._validate import positive_int
 from galu.experiments.base import Experiment
 from galu.runner.backends import Outcome, check_backend, make_backend
 from galu.runner.lock import RunLock
@@ -77,10 +78,7 @@ def execute(
     the run like Ctrl-C).
     """
     check_backend(backend, workers, address)
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
-    ):
-        raise ValueError(f"`threads` (={threads!r}) must be a positive integer or None.")
+    positive_int("threads", threads, none_ok=True)
     rundir = RunDir(out)
     rundir.check_target()
     with RunLock(rundir.path) as lock:

@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from galu._validate import positive_number
+
 
 def _clock(seconds: float) -> str:
     s = round(seconds)
@@ -42,8 +44,7 @@ class RunProgress:
         width: int | None = None,
         force_terminal: bool | None = None,
     ) -> None:
-        if every <= 0:
-            raise ValueError(f"`every` (={every!r}) must be a positive number of seconds.")
+        positive_number("every", every, unit="of seconds")
         self.name, self.total = name, total
         self.done, self.failed = done, failed
         self._start_count = done + failed

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from galu._validate import positive_int
 from galu.runner.engine import RunResult, execute, plot_cells
 from galu.runner.plan import expand, make_plan, parse_grid
 from galu.runner.rundir import RunDir, RunDirError
@@ -40,8 +41,7 @@ def run_sweep(
     Rows are written as tasks finish. Every point runs with ``threads`` torch threads whatever
     the backend, so the same seeds give bit-identical rows on every backend.
     """
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"`threads` (={threads!r}) must be a positive integer.")
+    positive_int("threads", threads)
     plan = make_plan(name, preset, overrides, grid)
     return execute(
         plan,

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from galu import ops
+from galu._validate import positive_int, positive_number
 from galu.gates import Gate
 from galu.solvers._galu import _spd_solve, _validate, normal_equations
 
@@ -131,10 +132,8 @@ def fit_galu_als(
     Memory ``(kd)²`` numbers (the A-step's normal matrix).
     """
     Xt, Yt, U = _validate(X, Y, gate_vectors, ridge, "primal", dtype, device)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"`max_iter` (={max_iter!r}) must be a positive integer.")
-    if not tol > 0:
-        raise ValueError(f"`tol` (={tol!r}) must be a positive number.")
+    positive_int("max_iter", max_iter)
+    positive_number("tol", tol)
     gate = gate if gate is not None else Gate()
     Y2 = Yt[:, None] if Yt.ndim == 1 else Yt  # (m, o)
     m, d = Xt.shape

@@ -8,6 +8,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from galu._validate import int_at_least, one_of, positive_int
 from galu.gates import Gate
 from galu.solvers._galu import SOLVERS, fit_galu, hill_climb, sample_gate_vectors
 
@@ -63,19 +64,9 @@ class GaLURegressor(RegressorMixin, BaseEstimator):
 
     def fit(self, X, y):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
-        if (
-            isinstance(self.n_neurons, bool)
-            or not isinstance(self.n_neurons, int | np.integer)
-            or self.n_neurons < 1
-        ):
-            raise ValueError(
-                f"`n_neurons` (={self.n_neurons!r}) must be a positive integer (k >= 1)."
-            )
-        steps = self.hill_climb_steps
-        if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 0:
-            raise ValueError(f"`hill_climb_steps` (={steps!r}) must be an integer >= 0.")
-        if self.solver not in SOLVERS:
-            raise ValueError(f"`solver` (={self.solver!r}) must be one of {SOLVERS}.")
+        positive_int("n_neurons", self.n_neurons)
+        int_at_least("hill_climb_steps", self.hill_climb_steps, 0)
+        one_of("solver", self.solver, SOLVERS)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         generator = torch.Generator().manual_seed(seed)
         gate = Gate(at_zero=self.gate_at_zero)

@@ -39,6 +39,7 @@ import torch
 
 from galu import ops
 from galu._linalg import cho_solve
+from galu._validate import positive_int, positive_number
 from galu.gates import Gate
 from galu.solvers._blockgram import BlockGramScorer
 from galu.solvers._cg import refined_cg
@@ -756,12 +757,8 @@ def fit_galu(
     progress = _Progress(callback, verbose)
     _check_shapes(X, y, gate_vectors)
     target = _target_device(X, device)
-    if max_iter is not None and (
-        isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1
-    ):
-        raise ValueError(f"`max_iter` (={max_iter!r}) must be a positive integer.")
-    if not (isinstance(tol, numbers.Real) and tol > 0):
-        raise ValueError(f"`tol` (={tol!r}) must be a positive number.")
+    positive_int("max_iter", max_iter, none_ok=True)
+    positive_number("tol", tol)
     if mixed_precision is not None and not isinstance(mixed_precision, bool):
         raise ValueError(
             f"`mixed_precision` (={mixed_precision!r}) must be True, False or None (automatic)."

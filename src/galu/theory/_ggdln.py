@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
+from galu._linalg import cho_solve
+
 GateFn = Callable[[torch.Tensor], list[torch.Tensor]]
 
 
@@ -158,7 +160,7 @@ def _factor(pb: GGDLNProblem, U1: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     chol, info = torch.linalg.cholesky_ex(A)
     if int(info) != 0:
         return None
-    v = torch.cholesky_solve(pb.y[:, None], chol)[:, 0]
+    v = cho_solve(pb.y[:, None], chol)[:, 0]
     return chol, v, float(pb.y @ v + 2 * chol.diagonal().log().sum())
 
 
@@ -306,7 +308,7 @@ def _solve(
     Kgp = renormalized_kernel(U0[0], pb.prior_var[0], pb.gates, pb.X)
     eye = torch.eye(K.shape[0], dtype=K.dtype, device=K.device)
     chol = torch.linalg.cholesky(K + pb.temperature * eye)
-    alpha = torch.cholesky_solve(pb.y[:, None], chol)[:, 0]
+    alpha = cho_solve(pb.y[:, None], chol)[:, 0]
     converged = max(residuals) <= tol or gp
     if not converged:
         warnings.warn(
@@ -512,7 +514,7 @@ def _data_newton_terms(
     r = Z.shape[1]
     W = (G2[:, :, None] * Z[:, None, :]).reshape(P, D * r)  # columns (q, i): Γ_q ⊙ Z_i
     # Y[q, r, i, j] = (Γ_q ⊙ Z_i)ᵀ A⁻¹ (Γ_r ⊙ Z_j), from triangular solves (no inverse)
-    Y = (W.T @ torch.cholesky_solve(W, chol)).reshape(D, r, D, r).permute(0, 2, 1, 3)
+    Y = (W.T @ cho_solve(W, chol)).reshape(D, r, D, r).permute(0, 2, 1, 3)
     # Γᵀ(A⁻¹ ⊙ H_1)Γ = Σ_i Y[:, :, i, i]
     grad = s1 * (Y.diagonal(dim1=2, dim2=3).sum(-1) - (G2 * v[:, None]).T @ H1 @ (G2 * v[:, None]))
     # T2[p,q,r,s] = Σ_ij Y[q,r,ij] Y[p,s,ij]  (A⁻¹ symmetric)
@@ -520,7 +522,7 @@ def _data_newton_terms(
     T2 = (Y @ Y.T).reshape(D, D, D, D).permute(2, 0, 1, 3)
     Hv = H1 @ (G2 * v[:, None])  # (P, D): H (Γ_S ⊙ v)
     Bv = (G2[:, :, None] * Hv[:, None, :]).reshape(P, D * D)  # columns (R, S): B_RS v
-    EBv = torch.cholesky_solve(Bv, chol)
+    EBv = cho_solve(Bv, chol)
     T1 = (Bv.T @ EBv).reshape(D, D, D, D).permute(1, 0, 2, 3)
     hess = s1**2 * (2 * T1 - T2)
     return value, grad, hess.reshape(D * D, D * D)
@@ -613,7 +615,7 @@ def _newton(
             mu, L = (1e-6 if mu == 0 else mu * 10), None
         if L is None or not math.isfinite(scale):
             return Us, it, False
-        step = -torch.cholesky_solve(g[:, None], L)[:, 0]
+        step = -cho_solve(g[:, None], L)[:, 0]
         t, accepted = 1.0, False
         for _ in range(30):
             value = _value(pb, u + t * step, sizes)

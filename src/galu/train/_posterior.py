@@ -33,6 +33,8 @@ from typing import Any
 
 import torch
 
+from galu._linalg import cho_solve
+from galu._validate import int_at_least
 from galu.nn._ggdln import ggdln_backward, ggdln_forward
 from galu.seeding import derive_seed
 from galu.train._diagnostics import effective_sample_size, split_rhat
@@ -164,9 +166,8 @@ class PosteriorSamples:
 
 
 def _check_run(chains: int, steps: int, burn_in: int, thin: int, temperature: float) -> None:
-    for name, v, lo in (("chains", chains, 1), ("steps", steps, 1), ("thin", thin, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ValueError(f"`{name}` (={v!r}) must be an integer >= {lo}.")
+    for name, v in (("chains", chains), ("steps", steps), ("thin", thin)):
+        int_at_least(name, v, 1)
     if not isinstance(burn_in, int) or not 0 <= burn_in < steps:
         raise ValueError(f"`burn_in` (={burn_in!r}) must be an integer in [0, steps={steps}).")
     if not temperature > 0:
@@ -220,7 +221,7 @@ def _matheron(
     eps = torch.randn((C, P), generator=gen, dtype=W.dtype).to(W.device) * math.sqrt(temperature)
     Zw0 = torch.einsum("cmij,cpj,cpi,pm->cp", w0, h, beta, g) / root
     A = s2 * K + temperature * torch.eye(P, dtype=W.dtype, device=W.device)
-    alpha = torch.cholesky_solve((y - Zw0 - eps)[..., None], torch.linalg.cholesky(A))[..., 0]
+    alpha = cho_solve((y - Zw0 - eps)[..., None], torch.linalg.cholesky(A))[..., 0]
     return w0 + s2 * torch.einsum("cp,pm,cpi,cpj->cmij", alpha, g, beta, h) / root
 
 

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from galu._validate import positive_int, positive_number
+
 Optimizer = Literal["adam", "sgd"]
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 Loss = Literal["mse", "cross_entropy", "hinge"]
@@ -57,12 +59,6 @@ class TrainResult:
     steps: int
     reached_target: bool
     history: list[tuple[int, float]] = field(default_factory=list)
-
-
-def _check_positive(name: str, value: object, kind: type = int) -> None:
-    allowed: tuple[type, ...] = (int,) if kind is int else (int, float)
-    if isinstance(value, bool) or not isinstance(value, allowed) or not value > 0:  # type: ignore[operator]
-        raise ValueError(f"`{name}` (={value!r}) must be a positive {kind.__name__}.")
 
 
 def _stack_data(name: str, t: torch.Tensor, n_members: int, ndim: int) -> torch.Tensor:
@@ -198,10 +194,10 @@ def train_ensemble(
     if loss not in LOSSES:
         raise ValueError(f"`loss` (={loss!r}) must be one of {LOSSES}.")
     loss_fn, y_ndim = _LOSS_FNS[loss]
-    _check_positive("steps", steps)
-    _check_positive("batch_size", batch_size)
-    _check_positive("eval_every", eval_every)
-    _check_positive("lr", lr, float)
+    positive_int("steps", steps)
+    positive_int("batch_size", batch_size)
+    positive_int("eval_every", eval_every)
+    positive_number("lr", lr, noun="float")
     E = len(models)
     X = _stack_data("X", X, E, 3)  # (E, m, d)
     Y = _stack_data("Y", Y, E, y_ndim)  # (E, m, o) or labels (E, m)

@@ -1,0 +1,59 @@
+"""Argument checks shared by the whole library: one wording per kind of error.
+
+Every check names the argument, shows the value and says what is valid, and returns the value
+so that it can be used inline (``self.k = positive_int("k", k)``). ``bool`` is never accepted
+as a number.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def positive_int(name: str, value: Any, *, none_ok: bool = False) -> Any:
+    """``value`` if it is an integer ``>= 1`` (or ``None`` with ``none_ok``)."""
+    if none_ok and value is None:
+        return value
+    if not _is_int(value) or value < 1:
+        valid = "a positive integer or None" if none_ok else "a positive integer"
+        raise ValueError(f"`{name}` (={value!r}) must be {valid}.")
+    return value
+
+
+def int_at_least(name: str, value: Any, minimum: int) -> int:
+    """``value`` if it is an integer ``>= minimum``."""
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"`{name}` (={value!r}) must be an integer >= {minimum}.")
+    return int(value)
+
+
+def positive_number(
+    name: str, value: Any, *, finite: bool = False, unit: str = "", noun: str = "number"
+) -> Any:
+    """``value`` if it is a number ``> 0`` (and finite with ``finite``); ``unit`` ends the
+    message (``"of seconds"``), ``noun`` names the kind (``"float"`` for a learning rate)."""
+    ok = _is_number(value) and value > 0 and (not finite or math.isfinite(value))
+    if not ok:
+        what = f"a positive finite {noun}" if finite else f"a positive {noun}"
+        raise ValueError(f"`{name}` (={value!r}) must be {what}{' ' + unit if unit else ''}.")
+    return value
+
+
+def one_of(name: str, value: T, valid: Sequence[Any]) -> T:
+    """``value`` if it is one of ``valid``."""
+    if value not in valid:
+        raise ValueError(f"`{name}` (={value!r}) must be one of {', '.join(map(repr, valid))}.")
+    return value
