@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from galu.kernels import gate, triton_available
+from galu.ops import glu_gate, triton_available
 from galu.nn import FeedForward
 from galu.nn._glu import GATED
 
@@ -163,7 +163,7 @@ def gate_rows(
 
             def step(hh=hh, variant=variant, impl=impl) -> None:  # type: ignore[no-untyped-def]
                 a, b = hh.split(F, dim=-1)
-                gate(a, b, variant, impl=impl).backward(dout)
+                glu_gate(a, b, variant, impl=impl).backward(dout)
 
             s = _time(step, device, reps)
             row = dict(

@@ -24,17 +24,10 @@ from typing import Any
 import torch
 from torch.func import functional_call, jacrev, vmap
 
+from galu.kernels import path_kernel
 from galu.nn import DGN
 
 _MAX_PATHS = 2_000_000
-
-
-def path_kernel(X: torch.Tensor, gates: list[torch.Tensor]) -> torch.Tensor:
-    """``H = (XXᵀ) ⊙ Π_l G_l G_lᵀ`` for inputs ``X`` ``(m, d)`` and gates ``G_l`` ``(m, w_l)``."""
-    H = X @ X.T
-    for G in gates:
-        H = H * (G @ G.T)
-    return H
 
 
 def model_path_kernel(model: DGN, X: torch.Tensor) -> torch.Tensor:

@@ -29,8 +29,8 @@ import torch
 from galu.data import DATASETS, load_dataset
 from galu.experiments.base import Experiment, Row, plot_mean_sd, register, save_figure
 from galu.experiments.config import BaseConfig
+from galu.kernels import path_kernel
 from galu.nn import DGN
-from galu.paths import path_kernel
 from galu.seeding import generator
 from galu.train import accuracy, fit_classifier
 

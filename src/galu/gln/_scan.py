@@ -233,7 +233,7 @@ def resolve_engine(engine: str, device: torch.device) -> str:
     against the device."""
     if engine == "auto":
         if device.type == "cuda":
-            from galu.kernels import triton_status
+            from galu.ops import triton_status
 
             return "triton" if triton_status() is None else "torch"
         if device.type == "cpu":
@@ -244,7 +244,7 @@ def resolve_engine(engine: str, device: torch.device) -> str:
     if engine == "numba" and (why := numba_status()) is not None:
         raise ValueError(f"`engine` (={engine!r}) is unavailable: {why}.")
     if engine == "triton":
-        from galu.kernels import triton_status
+        from galu.ops import triton_status
 
         if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
             raise ValueError(

@@ -37,8 +37,9 @@ import torch
 from torch import nn
 
 from galu._validate import positive_int
-from galu.kernels import gate
-from galu.kernels._eager import (  # noqa: F401  (re-exported)
+from galu.nn._init import check_last_dim
+from galu.ops import glu_gate
+from galu.ops._glu_eager import (  # noqa: F401  (re-exported)
     EXPANDED,
     FFN_VARIANTS,
     GATED,
@@ -46,7 +47,6 @@ from galu.kernels._eager import (  # noqa: F401  (re-exported)
     expanded_gate,
     ffn_activation,
 )
-from galu.nn._init import check_last_dim
 
 
 def gated_hidden_size(d_ff: int, multiple_of: int = 1) -> int:
@@ -69,7 +69,7 @@ class FeedForward(nn.Module):
         beta: ``β`` of ``swish``/``swiglu`` (``z σ(βz)``; 1 is SiLU).
         impl: how the gate ``act(a) ⊙ b`` runs: ``"auto"`` (the fused Triton kernel on CUDA
             where available, else eager), ``"eager"``, ``"compile"``, ``"triton"``
-            (:func:`galu.kernels.gate`).
+            (:func:`galu.ops.glu_gate`).
     """
 
     def __init__(
@@ -92,7 +92,7 @@ class FeedForward(nn.Module):
             raise ValueError(f"`variant` (={variant!r}) must be one of {FFN_VARIANTS}.")
         if not beta > 0:
             raise ValueError(f"`beta` (={beta!r}) must be > 0.")
-        from galu.kernels import IMPLS
+        from galu.ops import IMPLS
 
         if impl not in IMPLS:
             raise ValueError(f"`impl` (={impl!r}) must be one of {IMPLS}.")
@@ -130,7 +130,7 @@ class FeedForward(nn.Module):
         alpha = self.alpha if self.alpha is not None else 0.0
         if self.gated:
             a, b = h.split(self.d_hidden, dim=-1)
-            return gate(a, b, self.variant, alpha=alpha, beta=self.beta, impl=self.impl)
+            return glu_gate(a, b, self.variant, alpha=alpha, beta=self.beta, impl=self.impl)
         return ffn_activation(self.variant, h, alpha=alpha, beta=self.beta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

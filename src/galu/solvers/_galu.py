@@ -41,6 +41,7 @@ from galu import ops
 from galu._linalg import cho_solve
 from galu._validate import positive_int, positive_number
 from galu.gates import Gate
+from galu.kernels import galu_kernel
 from galu.solvers._blockgram import BlockGramScorer
 from galu.solvers._cg import refined_cg
 from galu.solvers._lsqr import lsqr
@@ -525,7 +526,7 @@ def _solve_primal(X, G, Y, ridge):
 
 
 def _solve_dual(X, G, Y, ridge, gram=None):
-    K = (X @ X.T if gram is None else gram.clone()).mul_(G @ G.T)  # (m, m) = ops.galu_kernel
+    K = (X @ X.T if gram is None else gram.clone()).mul_(G @ G.T)  # (m, m) = kernels.galu_kernel
     alpha, rank = _spd_solve(K, Y, ridge)  # (m, o)
     return ops.lifted_rmatvec(X, G, alpha), _rank_loss("dual", rank, X, G)  # (o, k, d)
 
@@ -975,7 +976,7 @@ def ridge_path(
         evals, evecs = torch.linalg.eigh(PtP)
     else:
         rhs = Y
-        evals, evecs = torch.linalg.eigh(ops.galu_kernel(Xt, G))
+        evals, evecs = torch.linalg.eigh(galu_kernel(Xt, G))
     proj = evecs.T @ rhs
     cutoff = evals.abs().max() * evals.shape[0] * torch.finfo(dtype).eps
     fits = []

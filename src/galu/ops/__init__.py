@@ -6,7 +6,10 @@ The lifted design ``Ψ = [X ⊙ g_1, …, X ⊙ g_k]`` is ``(m, k·d)`` with col
 (neuron ``i``, input feature ``j``), so ``Ψ vec(W) = f(X)`` with ``vec`` the row-major flatten.
 
 Every function here is the single implementation of its formula: modules, solvers and tests call
-these rather than re-deriving them.
+these rather than re-deriving them. The GLU gate ``act(a) ⊙ b`` of gated feed-forward layers,
+with its eager reference and fused Triton kernel, is :func:`glu_gate` (``_glu_gate.py``,
+``_glu_eager.py``, ``_glu_triton.py``). The exact kernels built from these products (the GaLU
+kernel, the neural path kernel) are in :mod:`galu.kernels`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,15 @@ from __future__ import annotations
 import torch
 
 from galu.gates import Gate
+from galu.kernels import galu_kernel  # re-exported: ops.galu_kernel until 0.3
+from galu.ops._glu_gate import (
+    FUSED_VARIANTS,
+    IMPLS,
+    TRITON_MIN,
+    glu_gate,
+    triton_available,
+    triton_status,
+)
 
 
 def gate_matrix(x: torch.Tensor, gate_vectors: torch.Tensor, gate: Gate) -> torch.Tensor:
@@ -91,16 +103,17 @@ def lift(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return (g[:, :, None] * x[:, None, :]).reshape(m, g.shape[1] * d)
 
 
-def galu_kernel(
-    x1: torch.Tensor,
-    g1: torch.Tensor,
-    x2: torch.Tensor | None = None,
-    g2: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """The GaLU dual kernel ``K = (X₁X₂ᵀ) ⊙ (G₁G₂ᵀ) = Ψ₁Ψ₂ᵀ`` ``(m₁, m₂)``.
-
-    The same "input Gram ⊙ gate overlap" Hadamard structure as the neural path kernel.
-    """
-    if x2 is None or g2 is None:
-        x2, g2 = x1, g1
-    return (x1 @ x2.T) * (g1 @ g2.T)
+__all__ = [
+    "FUSED_VARIANTS",
+    "IMPLS",
+    "TRITON_MIN",
+    "galu_kernel",
+    "gate_matrix",
+    "gated_linear",
+    "glu_gate",
+    "lift",
+    "lifted_matvec",
+    "lifted_rmatvec",
+    "triton_available",
+    "triton_status",
+]

@@ -29,6 +29,9 @@ import triton
 import triton.language as tl
 from torch.autograd.function import once_differentiable
 
+from galu.ops._glu_eager import GATED
+
+# The kernel's compile-time code of each gated variant (the branches of `_act`).
 CODES = {
     "glu": 0,
     "bilinear": 1,
@@ -43,6 +46,7 @@ CODES = {
     "xglu-atlu": 10,
     "xglu2-atlu": 11,
 }
+assert set(CODES) == set(GATED), "every gated variant needs a kernel code"
 BLOCK = 128
 _SQRT1_2 = 1 / math.sqrt(2)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
