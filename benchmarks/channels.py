@@ -31,8 +31,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from galu.channels import detect_channels, glorot_init, gradient_flow, gradient_flow_scipy
-from galu.experiments.channels import sweep_data
+from galu.channels import augment, detect_channels, glorot_init, gradient_flow, gradient_flow_scipy
+from galu.data import target_task
 from galu.seeding import generator
 
 RESULTS = Path(__file__).parent / "results"
@@ -53,7 +53,8 @@ def _verdicts(res, D):
 
 def run(config, scipy_limit: int) -> list[dict]:
     d, r, act, target, n, E = config
-    Xa, y = sweep_data(d, n, target, 0)
+    X, y = target_task(d, n, target, 0)
+    Xa = augment(X)
     theta0 = glorot_init(E, r, d + 1, generator=generator(0, "bench-channels", d, r))
     rows = []
     t0 = time.perf_counter()

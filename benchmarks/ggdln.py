@@ -49,7 +49,7 @@ def _rss_mb() -> float:
 
 
 def _setting(P: int, P_test: int = 500, width: int = 64, seed: int = 0):
-    from galu.experiments.ggdln import ggdln_task
+    from galu.data import ggdln_task
     from galu.nn import GGDLN
 
     X, y, Xt, yt = ggdln_task("teacher", P, P_test, 50, seed)

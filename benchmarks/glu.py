@@ -36,9 +36,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from galu.ops import glu_gate, triton_available
 from galu.nn import FeedForward
 from galu.nn._glu import GATED
+from galu.ops import glu_gate, triton_available
 
 OUT = Path(__file__).parent / "results"
 SHAPES = {"small": (1024, 4096, 2816), "llama7b": (4096, 16512, 11008)}

@@ -13,11 +13,15 @@ from galu.data.preprocess import PCAWhitener, whiten_dataset
 from galu.data.synthetic import (
     erf_toy,
     matern_gp_sample,
+    parse_target,
     random_regression,
     rosenbrock,
     rosenbrock_grid,
     standardize,
+    target_task,
 )
+from galu.data.tasks import ggdln_task
+from galu.data.text import load_text, stdlib_text
 
 __all__ = [
     "DATASETS",
@@ -25,13 +29,18 @@ __all__ = [
     "Dataset",
     "PCAWhitener",
     "erf_toy",
+    "ggdln_task",
     "load_dataset",
+    "load_text",
     "matern_gp_sample",
+    "parse_target",
     "random_regression",
     "read_idx",
     "rosenbrock",
     "rosenbrock_grid",
     "standardize",
+    "stdlib_text",
+    "target_task",
     "whiten_dataset",
     "write_cifar10_batch",
     "write_idx",

@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from galu._validate import positive_int
+
 
 def random_regression(
     m: int,
@@ -20,9 +22,8 @@ def random_regression(
     ``X ~ N(0, I_d)`` of shape ``(m, d)`` and labels ``y ~ N(0, 1)`` of shape ``(m,)``
     (or ``(m, outputs)``), independent of ``X`` — there is nothing to learn, only to memorize.
     """
-    for name, v in (("m", m), ("d", d)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"`{name}` (={v!r}) must be a positive integer.")
+    positive_int("m", m)
+    positive_int("d", d)
     X = torch.randn((m, d), generator=generator, dtype=dtype)
     shape = (m,) if outputs is None else (m, outputs)
     y = torch.randn(shape, generator=generator, dtype=dtype)
@@ -136,3 +137,37 @@ def erf_toy(n: int = 201) -> tuple[torch.Tensor, torch.Tensor]:
         (5 * x[:, 0] - 2.5) / math.sqrt(2)
     )
     return x, y
+
+
+def parse_target(name: str) -> tuple[str, float]:
+    """``"rosenbrock"`` → ``("rosenbrock", nan)``; ``"matern-S"`` → ``("matern", S)``."""
+    if name == "rosenbrock":
+        return ("rosenbrock", math.nan)
+    if name.startswith("matern-"):
+        try:
+            s = float(name.removeprefix("matern-"))
+        except ValueError:
+            s = -1.0
+        if s > 0:
+            return ("matern", s)
+    raise ValueError(
+        f"target {name!r} is not valid: use 'rosenbrock' or 'matern-S' with a length-scale "
+        "parameter S > 0 (e.g. 'matern-0.5')."
+    )
+
+
+def target_task(d: int, n: int, target: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X (n, d), y (n,))`` of the channel sweeps (Martinelli et al. 2025): inputs uniform in
+    ``[−2, 2]^d`` and the standardised ``target`` (:func:`parse_target`): the log-Rosenbrock
+    function, or a Matérn-3/2 Gaussian-process draw whose parameter ``S`` gives the length scale
+    ``ℓ = S·√d`` (comparable roughness across ``d``). Everything is drawn from ``seed``."""
+    from galu.seeding import generator
+
+    kind, s = parse_target(target)
+    g = generator(seed, "channels-sweep-data", d, n, target)
+    X = 4 * torch.rand(n, d, generator=g, dtype=torch.float64) - 2
+    if kind == "rosenbrock":
+        y = rosenbrock(X)
+    else:
+        y = matern_gp_sample(X, s * math.sqrt(d), generator=g)
+    return X, standardize(y)

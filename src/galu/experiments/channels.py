@@ -43,21 +43,18 @@ import numpy as np
 import pandas as pd
 import torch
 
+from galu import analysis
+from galu.analysis import channel_fractions, wilson_interval  # noqa: F401  (re-exported)
 from galu.channels import (
     augment,
-    descend,
     detect_channels,
     forward,
     glorot_init,
     glu_limit,
     gradient_flow,
-    jump,
-    loss,
-    refine,
-    top_eigenvalue,
 )
 from galu.channels._flow import FlowResult
-from galu.data import erf_toy, matern_gp_sample, rosenbrock, rosenbrock_grid, standardize
+from galu.data import erf_toy, parse_target, rosenbrock, rosenbrock_grid, standardize, target_task
 from galu.experiments.base import Experiment, Row, SeedBatched, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.seeding import generator
@@ -65,16 +62,6 @@ from galu.seeding import generator
 Optimizer = Literal["flow", "gd", "adam"]
 OPTIMIZERS: tuple[str, ...] = ("flow", "gd", "adam")
 ACTIVATION_NAMES: tuple[str, ...] = ("softplus", "erf")
-
-
-def wilson_interval(k: float, n: float, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion ``k/n`` (95% by default)."""
-    if n <= 0:
-        return (math.nan, math.nan)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass(frozen=True)
@@ -117,42 +104,14 @@ class FlowSettings(BaseConfig):
 
 def train_networks(c: FlowSettings, theta0, Xa, y, act: str) -> FlowResult:
     """Gradient flow (or gd / adam) of all networks of ``theta0`` on one data set."""
-    if c.optimizer == "flow":
-        return gradient_flow(theta0, Xa, y, act, **c.flow_kwargs())
-    return descend(theta0, Xa, y, act, optimizer=c.optimizer, lr=c.lr, steps=c.opt_steps)
+    return analysis.train_networks(theta0, Xa, y, act, optimizer=c.optimizer,
+                                   flow=c.flow_kwargs(), lr=c.lr, steps=c.opt_steps)  # fmt: skip
 
 
 def network_rows(c: FlowSettings, res: FlowResult, Xa, y, act: str) -> list[list[Row]]:
     """Per network, the rows of the module docstring (without the point's parameters)."""
-    D = Xa.shape[-1]
-    reports = detect_channels(
-        res.theta, D, res.update, norm_threshold=c.norm_bound, activation=act, data=(Xa, y, act)
-    )
-    out = []
-    for e, rep in enumerate(reports):
-        rows = dict(
-            channel=float(rep.at_channel),
-            pair=float(any(ch.pair for ch in rep.channels)),  # criteria 2 and 3, any norm
-            min_cos_distance=min((ch.cosine_distance for ch in rep.channels), default=math.nan),
-            epsilon=min((ch.epsilon for ch in rep.channels), default=math.nan),
-            diverged=float(res.status[e] == "diverged"),
-            undecided=float(res.status[e] in ("max_steps", "max_time")),
-            loss=float(res.loss[e]),
-            norm=rep.norm,
-            steps=float(res.steps[e]),
-            flow_time=float(res.time[e]),
-            channels=float(len(rep.detected)),
-            sharpness=float(rep.sharpness) if rep.sharpness is not None else math.nan,
-        )
-        rows["glu"] = float(bool(rep.glu_channels))
-        if rep.glu_channels:
-            limit = glu_limit(res.theta[e], D, act, rep.glu_channels)
-            Xe, ye = (Xa[e] if Xa.ndim == 3 else Xa), (y[e] if y.ndim == 2 else y)
-            history = refine(limit, Xe, ye, steps=c.refine_steps)[1]  # starts at limit's loss
-            rows["loss_limit"], rows["loss_refined"] = history[0], history[-1]
-            rows["loss_gap"] = rows["loss"] - rows["loss_refined"]
-        out.append([dict(metric=k, value=v) for k, v in rows.items()])
-    return out
+    return analysis.network_rows(res, Xa, y, act, norm_bound=c.norm_bound,
+                                 refine_steps=c.refine_steps)  # fmt: skip
 
 
 def _batch_seeds(config: BaseConfig, seeds: list[int]) -> list[int]:
@@ -178,20 +137,6 @@ def _train_seeds(
     res = train_networks(c, torch.cat([init(s) for s in batch]), Xa, y, act)
     per_net = dict(zip(batch, network_rows(c, res, Xa, y, act), strict=True))
     return {s: [dict(params, **row) for row in per_net[s]] for s in seeds}
-
-
-def _fraction_table(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Fraction of networks ending in a channel per ``keys``, with Wilson 95% intervals."""
-    t = table[table.metric == "channel"]
-    g = t.groupby(keys)["value"].agg(["sum", "count"]).reset_index()
-    lo_hi = [wilson_interval(k, n) for k, n in zip(g["sum"], g["count"], strict=True)]
-    g["fraction"] = g["sum"] / g["count"]
-    g["low"] = [a for a, _ in lo_hi]
-    g["high"] = [b for _, b in lo_hi]
-    for metric in ("diverged", "undecided"):
-        part = table[table.metric == metric].groupby(keys)["value"].mean()
-        g[metric] = g.set_index(keys).index.map(part).to_numpy() if len(part) else math.nan
-    return g.rename(columns={"sum": "channels", "count": "networks"})
 
 
 # --------------------------------------------------------------------------- 2-D toy
@@ -247,7 +192,7 @@ class ChannelsToy(SeedBatched):
         return _train_seeds(self.config, params, seeds, init, Xa, y, params["activation"])
 
     def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
-        return _fraction_table(table, ["r"])
+        return channel_fractions(table, ["r"])
 
     def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
         import matplotlib
@@ -255,7 +200,7 @@ class ChannelsToy(SeedBatched):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        frac = _fraction_table(table, ["r"])
+        frac = channel_fractions(table, ["r"])
         fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=130)
         ax = axes[0]
         ax.errorbar(
@@ -320,35 +265,11 @@ class SweepConfig(FlowSettings):
             raise ValueError(f"`n` (={self.n!r}) must be >= 2.")
 
 
-def parse_target(name: str) -> tuple[str, float]:
-    """``"rosenbrock"`` → ``("rosenbrock", nan)``; ``"matern-S"`` → ``("matern", S)``."""
-    if name == "rosenbrock":
-        return ("rosenbrock", math.nan)
-    if name.startswith("matern-"):
-        try:
-            s = float(name.removeprefix("matern-"))
-        except ValueError:
-            s = -1.0
-        if s > 0:
-            return ("matern", s)
-    raise ValueError(
-        f"target {name!r} is not valid: use 'rosenbrock' or 'matern-S' with a length-scale "
-        "parameter S > 0 (e.g. 'matern-0.5')."
-    )
-
-
 def sweep_data(d: int, n: int, target: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(Xa (n, d + 1), y (n,))``: inputs uniform in ``[−2, 2]^d``, standardised target. A
-    Matérn target with parameter ``S`` has length scale ``ℓ = S·√d`` (comparable roughness
-    across ``d``). One target per configuration and base seed, shared by its initialisations."""
-    kind, s = parse_target(target)
-    g = generator(seed, "channels-sweep-data", d, n, target)
-    X = 4 * torch.rand(n, d, generator=g, dtype=torch.float64) - 2
-    if kind == "rosenbrock":
-        y = rosenbrock(X)
-    else:
-        y = matern_gp_sample(X, s * math.sqrt(d), generator=g)
-    return augment(X), standardize(y)
+    """``(Xa (n, d + 1), y (n,))``: :func:`galu.data.target_task` with the bias column. One
+    target per configuration and base seed, shared by its initialisations."""
+    X, y = target_task(d, n, target, seed)
+    return augment(X), y
 
 
 @register
@@ -407,7 +328,7 @@ class ChannelsSweep(SeedBatched):
         return out
 
     def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
-        return _fraction_table(table, ["activation", "target"])
+        return channel_fractions(table, ["activation", "target"])
 
     def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
         import matplotlib
@@ -416,7 +337,7 @@ class ChannelsSweep(SeedBatched):
         import matplotlib.pyplot as plt
 
         order = sorted(set(table["target"]), key=_roughness_order)
-        frac = _fraction_table(table, ["activation", "target"])
+        frac = channel_fractions(table, ["activation", "target"])
         fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), dpi=130)
         ax = axes[0]
         acts = sorted(frac["activation"].unique())
@@ -463,7 +384,7 @@ class ChannelsSweep(SeedBatched):
         ax.set(ylabel="fraction of runs", title="where gradient flow ended")
         ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=2)
         ax = axes[2]
-        by = _fraction_table(table, ["d", "r"])
+        by = channel_fractions(table, ["d", "r"])
         for d, part in by.groupby("d"):
             ax.errorbar(
                 part["r"],
@@ -652,42 +573,10 @@ class ChannelsJump(Experiment):
         if not found:
             return rows
         e = found[0]
-        theta = res.theta[e]
         channel = next(ch for ch in reports[e].glu_channels if len(ch.neurons) == 2)
-        for step in range(c.jumps + 1):
-            if step:
-                theta = jump(theta, d + 1, channel, 0.5)
-                again = gradient_flow(
-                    theta[None],
-                    Xa,
-                    y,
-                    "softplus",
-                    **c.flow_kwargs(norm_bound=1e300, t_max=c.jump_time),
-                )
-                theta = again.theta[0]
-                rep = detect_channels(
-                    again.theta, d + 1, again.update, norm_threshold=0.0, update_threshold=0.0
-                )[0]
-                match = [ch for ch in rep.channels if set(ch.neurons) == set(channel.neurons)]
-                if not match:  # the pair left the channel or a third unit joined it: stop, say so
-                    rows.append(dict(params, step=-1, metric="left_channel_at", value=float(step)))
-                    break
-                channel = match[0]
-            L_limit = glu_limit(theta, d + 1, "softplus", (channel,)).loss(Xa, y)
-            L = float(loss(theta[None], Xa, y, "softplus")[0])
-            sharp = float(top_eigenvalue(theta[None], Xa, y, "softplus")[0])
-            values = dict(
-                epsilon=channel.epsilon,
-                loss=L,
-                loss_limit=L_limit,
-                loss_gap=L - L_limit,
-                sharpness=sharp,
-                c=channel.c,
-                a=channel.a,
-                cos_direction_centre=channel.cos_direction_centre(),
-                norm=float(torch.linalg.vector_norm(theta)),
-            )
-            rows += [dict(params, step=step, metric=k, value=v) for k, v in values.items()]
+        series = analysis.jump_series(res.theta[e], channel, Xa, y, "softplus", jumps=c.jumps,
+                                      jump_time=c.jump_time, flow=c.flow_kwargs())  # fmt: skip
+        rows += [dict(params, **row) for row in series]
         return rows
 
     def summarize(self, table: pd.DataFrame) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from galu.analysis import flipped_fraction, kernel_alignment, label_kernel
 from galu.data import DATASETS, load_dataset
 from galu.experiments.base import Experiment, Row, plot_mean_sd, register, save_figure
 from galu.experiments.config import BaseConfig
@@ -94,9 +95,7 @@ class GateAdaptation(Experiment):
         d = ds.X_train.shape[1]
         net = DGN(d, c.widths, ds.n_classes, variant="relu", generator=generator(seed, "init"))
         probe = ds.X_train[: c.probe]
-        Y = torch.nn.functional.one_hot(ds.y_train[: c.probe], ds.n_classes).double()
-        Y = Y - Y.mean(0)
-        target = Y @ Y.T
+        target = label_kernel(ds.y_train[: c.probe], ds.n_classes)
         gates0 = [g.clone() for g in net.gates(ds.X_val)]
         rows: list[Row] = []
 
@@ -104,9 +103,9 @@ class GateAdaptation(Experiment):
             with torch.no_grad():
                 for layer, (g, g0) in enumerate(zip(net.gates(ds.X_val), gates0, strict=True)):
                     rows.append(dict(epoch=epoch, layer=layer + 1, metric="flipped",
-                                     value=float((g != g0).float().mean())))  # fmt: skip
+                                     value=flipped_fraction(g, g0)))  # fmt: skip
                 H = path_kernel(probe.double(), [g.double() for g in net.gates(probe)])
-                align = float((H * target).sum() / (H.norm() * target.norm()))
+                align = kernel_alignment(H, target)
             rows.append(dict(epoch=epoch, layer=0, metric="alignment", value=align))
             rows.append(dict(epoch=epoch, layer=0, metric="relu_test",
                              value=accuracy(net, ds.X_test, ds.y_test)))  # fmt: skip

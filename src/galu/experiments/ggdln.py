@@ -34,153 +34,20 @@ import numpy as np
 import pandas as pd
 import torch
 
+from galu.analysis import evaluate_ggdln as evaluate
+from galu.analysis._ggdln import METRICS, diagnostic_rows, source_rows
+from galu.data.tasks import TASKS, ggdln_task
 from galu.experiments.base import Experiment, Row, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.nn import GGDLN
 from galu.seeding import derive_seed, generator
-from galu.theory import ggdln_theory
 from galu.train import (
-    PosteriorSamples,
     default_langevin_lr,
-    gibbs_ggdln,
     langevin,
-    langevin_ggdln,
     relu_forward,
 )
 
-TASKS = ("teacher", "digits", "mnist1d", "mnist")
 SAMPLERS = ("gibbs", "langevin", "none")
-METRICS = ("error", "bias", "variance")
-
-
-def ggdln_task(
-    task: str,
-    P: int,
-    P_test: int,
-    N0: int,
-    seed: int,
-    *,
-    noise: float = 0.1,
-    gamma: float = 0.5,
-    data_dir: str | None = None,
-    teacher_seed: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``X (P, N0), y (P,), X_test, y_test`` in float64 (module docstring). ``teacher_seed``
-    fixes the template task's teacher ``w`` independently of the inputs (several tasks, one
-    teacher); by default ``w`` comes from ``seed`` like everything else."""
-    if task not in TASKS:
-        raise ValueError(f"`task` (={task!r}) must be one of {TASKS}.")
-    g = generator(seed, "ggdln-task", task, P, P_test, N0)
-    if task == "teacher":
-        X = torch.randn(P, N0, generator=g, dtype=torch.float64)
-        gw = g if teacher_seed is None else generator(teacher_seed, "ggdln-teacher", N0)
-        w = torch.randn(N0, generator=gw, dtype=torch.float64)
-        y = X @ w / math.sqrt(N0) + noise * torch.randn(P, generator=g, dtype=torch.float64)
-        pick = torch.randint(0, P, (P_test,), generator=g)
-        xi = torch.randn(P_test, N0, generator=g, dtype=torch.float64)
-        Xt = math.sqrt(1 - gamma) * X[pick] + math.sqrt(gamma) * xi
-        return X, y, Xt, Xt @ w / math.sqrt(N0)
-    from galu.data import PCAWhitener, load_dataset
-
-    ds = load_dataset(
-        task,
-        root=data_dir,
-        seed=0,
-        val_fraction=0.0,
-        dtype=torch.float64,
-        **({"mnist1d_samples": 4000} if task == "mnist1d" else {}),
-    )
-    if len(ds.y_train) < P or P_test > len(ds.y_test):
-        raise ValueError(
-            f"`P`={P} / `P_test`={P_test} exceed {task}'s {len(ds.y_train)} training / "
-            f"{len(ds.y_test)} test examples."
-        )
-    rng = np.random.default_rng(derive_seed(seed, "ggdln-subset", task, P, P_test))
-    tr = torch.as_tensor(rng.choice(len(ds.y_train), P, replace=False))
-    te = torch.as_tensor(rng.choice(len(ds.y_test), P_test, replace=False))
-    pca = PCAWhitener(N0).fit(ds.X_train)  # unsupervised: every training input, no labels
-    sign = lambda lab: 1.0 - 2.0 * (lab % 2).double()  # noqa: E731  (even → +1, odd → −1)
-    return (
-        pca.transform(ds.X_train[tr]),
-        sign(ds.y_train[tr]),
-        pca.transform(ds.X_test[te]),
-        sign(ds.y_test[te]),
-    )
-
-
-def _rows(source: str, stats: dict[str, float], seconds: float) -> list[Row]:
-    rows = [
-        dict(source=source, metric=k, value=stats[k], se=stats.get(f"{k}_se", float("nan")))
-        for k in METRICS
-    ]
-    rows.append(dict(source=source, metric="seconds", value=seconds, se=float("nan")))
-    return rows
-
-
-def evaluate(
-    net: GGDLN,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    Xt: torch.Tensor,
-    yt: torch.Tensor,
-    temperature: float,
-    *,
-    sampler: str,
-    chains: int,
-    sweeps: int,
-    seed: int,
-    task: Any = None,
-    task_test: Any = None,
-) -> list[Row]:
-    """Rows for the theory, the GP limit and (unless ``sampler="none"``) the sampled network.
-    Gates learned from data (``pca``, ``kmeans``) that are not fitted yet are fitted on the
-    training inputs (no labels)."""
-    if not all(s.fitted for s in net.gate_sets):
-        net.fit_gates(X, seed=seed)
-    th = ggdln_theory(net, X, y, temperature, task=task)
-    gp = ggdln_theory(net, X, y, temperature, task=task, limit="gp")
-    rows = _rows("theory", th.generalization(Xt, yt, task=task_test), th.seconds)
-    rows.append(dict(source="theory", metric="residual", value=th.residual, se=float("nan")))
-    rows += _rows("gp", gp.generalization(Xt, yt, task=task_test), gp.seconds)
-    if sampler != "none":
-        s: PosteriorSamples
-        if sampler == "gibbs":
-            s = gibbs_ggdln(
-                net,
-                X,
-                y,
-                temperature,
-                Xt,
-                chains=chains,
-                sweeps=sweeps,
-                seed=seed,
-                task=task,
-                task_test=task_test,
-            )
-        else:
-            s = langevin_ggdln(
-                net,
-                X,
-                y,
-                temperature,
-                Xt,
-                chains=chains,
-                steps=sweeps,
-                seed=seed,
-                task=task,
-                task_test=task_test,
-            )
-        rows += _rows(sampler, s.generalization(yt), s.seconds) + _diagnostic_rows(sampler, s)
-    return rows
-
-
-def _diagnostic_rows(source: str, samples: PosteriorSamples) -> list[Row]:
-    """split-R̂, ESS and the ESS-based standard error of the sampled posterior mean (the
-    sampler warns when R̂ > 1.01)."""
-    return [
-        dict(source=source, metric=k, value=v, se=float("nan"))
-        for k, v in samples.diagnostics().items()
-    ]
 
 
 @dataclass(frozen=True)
@@ -489,7 +356,7 @@ class GGDLNCurves(Experiment):
             steps=c.relu_steps,
             seed=derive_seed(seed, "relu-langevin"),
         )
-        return _rows("relu", s.generalization(yt), s.seconds) + _diagnostic_rows("relu", s)
+        return source_rows("relu", s.generalization(yt), s.seconds) + diagnostic_rows("relu", s)
 
     def plot(self, table: pd.DataFrame, fig_dir: Path) -> list[Path]:
         import matplotlib

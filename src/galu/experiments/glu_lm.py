@@ -16,7 +16,6 @@ Rows per variant and seed: ``val_loss`` (nats per byte) at each evaluation step 
 from __future__ import annotations
 
 import math
-import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,112 +25,12 @@ import pandas as pd
 import torch
 from torch import nn
 
+from galu.data.text import load_text, stdlib_text  # noqa: F401  (stdlib_text: re-exported)
 from galu.experiments.base import Experiment, Row, register, save_figure
 from galu.experiments.config import BaseConfig
-from galu.nn import FFN_VARIANTS, FeedForward, gated_hidden_size
-from galu.nn._glu import GATED
+from galu.nn import FFN_VARIANTS, gated_hidden_size
+from galu.nn._lm import Block, ByteLM  # noqa: F401  (Block: re-exported)
 from galu.seeding import derive_seed, generator
-
-
-def stdlib_text(max_bytes: int) -> bytes:
-    """The first ``max_bytes`` bytes of the standard library's ``.py`` files, sorted by path."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    out, total = [], 0
-    for path in sorted(root.rglob("*.py")):
-        if "site-packages" in path.parts or "test" in path.parts:
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        out.append(data)
-        total += len(data)
-        if total >= max_bytes:
-            break
-    return b"".join(out)[:max_bytes]
-
-
-def load_text(text_file: str | None, max_bytes: int) -> torch.Tensor:
-    """Bytes as an int64 tensor: ``text_file`` if given, else :func:`stdlib_text`."""
-    if text_file is not None:
-        path = Path(text_file)
-        if not path.is_file():
-            raise FileNotFoundError(f"`text_file` {text_file!r} does not exist or is not a file.")
-        data = path.read_bytes()[:max_bytes]
-    else:
-        data = stdlib_text(max_bytes)
-    return torch.from_numpy(np.frombuffer(data, dtype=np.uint8).astype(np.int64))
-
-
-class Block(nn.Module):
-    def __init__(
-        self,
-        d: int,
-        heads: int,
-        d_ff: int,
-        variant: str,
-        g: torch.Generator,
-        g_ffn: torch.Generator,
-    ) -> None:
-        super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.qkv, self.proj = nn.Linear(d, 3 * d, bias=False), nn.Linear(d, d, bias=False)
-        for lin in (self.qkv, self.proj):
-            with torch.no_grad():
-                lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) / math.sqrt(d))
-        hidden = gated_hidden_size(d_ff) if variant in GATED else d_ff
-        self.ffn = FeedForward(d, hidden, variant, generator=g_ffn, impl="eager")
-        self.heads = heads
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.heads, d // self.heads).unbind(2)
-        att = nn.functional.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
-        )
-        x = x + self.proj(att.transpose(1, 2).reshape(B, T, d))
-        return x + self.ffn(self.ln2(x))
-
-
-class ByteLM(nn.Module):
-    """A decoder-only byte-level transformer whose FFN is ``variant``. Embeddings, attention and
-    head are drawn from ``generator``, the FFNs from ``ffn_generator`` (default: the same), so
-    that variants can share every non-FFN weight."""
-
-    def __init__(
-        self,
-        variant: str,
-        *,
-        d_model: int,
-        n_layers: int,
-        n_heads: int,
-        d_ff: int,
-        context: int,
-        generator: torch.Generator,
-        ffn_generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__()
-        g = generator
-        self.tok = nn.Embedding(256, d_model)
-        self.pos = nn.Embedding(context, d_model)
-        with torch.no_grad():
-            self.tok.weight.copy_(torch.randn(self.tok.weight.shape, generator=g) * 0.02)
-            self.pos.weight.copy_(torch.randn(self.pos.weight.shape, generator=g) * 0.02)
-        self.blocks = nn.ModuleList(
-            [Block(d_model, n_heads, d_ff, variant, g, ffn_generator or g) for _ in range(n_layers)]
-        )
-        self.ln = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, 256, bias=False)
-        with torch.no_grad():
-            self.head.weight.copy_(
-                torch.randn(self.head.weight.shape, generator=g) / math.sqrt(d_model)
-            )
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))
-        for blk in self.blocks:
-            x = blk(x)
-        return self.head(self.ln(x))
 
 
 @dataclass(frozen=True)

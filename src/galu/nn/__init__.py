@@ -13,6 +13,7 @@ from galu.nn._glu import (
     to_llama_mlp,
 )
 from galu.nn._layer import GaLULayer
+from galu.nn._lm import ByteLM
 from galu.nn._networks import DeepGaLU, GaLU0, ReLUNet, ShallowGaLU
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "FFN_VARIANTS",
     "GGDLN",
     "VARIANTS",
+    "ByteLM",
     "DeepGaLU",
     "FeedForward",
     "GaLU0",
