@@ -13,8 +13,10 @@ further derivatives where a test or the refinement of a limit network needs them
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -80,6 +82,7 @@ def _softplus_both(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return z.clamp(min=0) + torch.log1p(t), torch.where(z >= 0, inv, t * inv)
 
 
+ActivationName = Literal["softplus", "erf", "sigmoid4-softplus"]
 ACTIVATIONS: dict[str, Activation] = {
     "softplus": Activation("softplus", _softplus, torch.sigmoid, _softplus_d2, both=_softplus_both),
     "erf": Activation(
@@ -96,3 +99,6 @@ def activation(name: str | Activation) -> Activation:
     if name not in ACTIVATIONS:
         raise ValueError(f"`activation` (={name!r}) must be one of {tuple(ACTIVATIONS)}.")
     return ACTIVATIONS[name]
+
+
+assert set(ACTIVATIONS) == set(typing.get_args(ActivationName))

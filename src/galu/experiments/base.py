@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from galu.experiments.config import BaseConfig, ConfigError, resolve
+from galu.experiments.config import BaseConfig, ConfigError, resolve, upgrade_keys
 
 Row = dict[str, Any]
 
@@ -43,7 +43,7 @@ class Experiment(ABC):
     @classmethod
     def from_saved(cls, config: dict[str, Any]) -> Experiment:
         """The experiment for a config as stored in ``config.json`` (or a sweep task)."""
-        return cls(resolve(cls.Config, {"saved": {}}, "saved", config))
+        return cls(resolve(cls.Config, {"saved": {}}, "saved", upgrade_keys(config, warn=False)))
 
     @abstractmethod
     def points(self) -> list[dict[str, Any]]:

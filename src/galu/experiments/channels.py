@@ -53,6 +53,7 @@ from galu.channels import (
     glu_limit,
     gradient_flow,
 )
+from galu.channels._activations import ActivationName
 from galu.channels._flow import FlowResult
 from galu.data import erf_toy, parse_target, rosenbrock, rosenbrock_grid, standardize, target_task
 from galu.experiments.base import Experiment, Row, SeedBatched, register, save_figure
@@ -148,7 +149,7 @@ class ToyConfig(FlowSettings):
 
     grid_side: int = 30  # grid points per axis (the paper: 100, i.e. 10⁴ points)
     widths: tuple[int, ...] = (1, 2, 3, 4, 5)  # hidden units r
-    activation: str = "sigmoid4-softplus"
+    activation: ActivationName = "sigmoid4-softplus"  # σ of the toy: σ(4x) + softplus(x)
     repeats: int = 24  # initialisations per width (the paper: 50·2^r)
     max_steps: int = 5_000  # a network still moving after this many steps is "undecided"
 

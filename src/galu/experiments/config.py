@@ -7,7 +7,9 @@ import difflib
 import json
 import types
 import typing
+import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -28,6 +30,13 @@ class BaseConfig:
             raise ValueError(f"`seed` (={self.seed!r}) must be >= 0.")
         if self.repeats < 1:
             raise ValueError(f"`repeats` (={self.repeats!r}) must be >= 1.")
+        # Local inputs are checked here, before a run directory is written: a typo would
+        # otherwise fail every point and the corrected command would be a "different run".
+        for name, is_kind, kind in (("data_dir", Path.is_dir, "directory"),
+                                    ("text_file", Path.is_file, "file")):  # fmt: skip
+            value = getattr(self, name, None)
+            if value is not None and not is_kind(Path(value).expanduser()):
+                raise ValueError(f"`{name}` (={value!r}) is not an existing {kind}.")
 
     def seeds(self) -> list[int]:
         return [self.seed + r for r in range(self.repeats)]
@@ -39,6 +48,28 @@ class BaseConfig:
 
 class ConfigError(ValueError):
     """A config key or value a user gave is not valid."""
+
+
+# Config keys renamed in galu 0.2 (old → new). The old names are read (with a warning) until 0.3,
+# in presets, ``--set`` / ``--grid`` and the config.json of earlier runs, so those still resume.
+RENAMED_KEYS: dict[str, str] = {"root": "data_dir"}
+
+
+def upgrade_keys(mapping: Mapping[str, Any], *, warn: bool = True) -> dict[str, Any]:
+    """``mapping`` with renamed keys (:data:`RENAMED_KEYS`) under their new names."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        new = RENAMED_KEYS.get(key)
+        if new is not None:
+            if warn:
+                warnings.warn(
+                    f"config key {key!r} is now {new!r}; the old name goes in galu 0.3.",
+                    DeprecationWarning,
+                    stacklevel=3,
+                )
+            key = new
+        out[key] = value
+    return out
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -139,7 +170,7 @@ def resolve(
         ("preset " + repr(preset), presets[preset]),
         (source, overrides or {}),
     ):
-        for key, value in mapping.items():
+        for key, value in upgrade_keys(mapping).items():
             if key not in types_:
                 close = difflib.get_close_matches(key, types_, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""

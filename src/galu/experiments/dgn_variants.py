@@ -41,7 +41,7 @@ class DGNVariantsConfig(BaseConfig):
     """Data, architecture, variants and the training budget."""
 
     dataset: str = "digits"
-    root: str = ""  # directory of local MNIST/Fashion-MNIST/CIFAR-10 files
+    data_dir: str | None = None  # directory of local MNIST/Fashion-MNIST/CIFAR-10 files
     arch: str = "fc"
     widths: tuple[int, ...] = (128, 128, 128)
     variants: tuple[str, ...] = VARIANTS
@@ -76,7 +76,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(widths=(16, 16), steps=60, eval_every=20, lrs=(3e-3,), repeats=1),
     "quick": dict(widths=(128, 128, 128), steps=1500, lrs=(1e-3, 3e-3), repeats=5),
     # The NPF paper's FC network (5 × 128; Adam 1e-4 over 100 MNIST epochs ≈ 190k steps at
-    # batch 32); use --set dataset=mnist --set root=DIR for MNIST itself.
+    # batch 32); use --set dataset=mnist --set data_dir=DIR for MNIST itself.
     "paper": dict(widths=(128,) * 5, steps=20_000, lrs=(1e-4, 3e-4, 1e-3), repeats=5),
     # The paper's convolutional shape (GCONV channels) on CIFAR-10 from local files.
     "paper-conv": dict(
@@ -109,7 +109,7 @@ class DGNVariants(Experiment):
     def data(self, seed: int) -> Dataset:
         """The seed's splits (inputs flat; :meth:`view` shapes them for the network)."""
         c = self.config
-        return load_dataset(c.dataset, root=c.root or None, val_fraction=c.val_fraction, seed=seed)
+        return load_dataset(c.dataset, root=c.data_dir, val_fraction=c.val_fraction, seed=seed)
 
     def view(self, X: torch.Tensor) -> torch.Tensor:
         """Inputs as the network takes them: flat for ``fc``, ``(n, C, H, W)`` for ``conv``."""

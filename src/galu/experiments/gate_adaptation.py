@@ -39,7 +39,7 @@ from galu.train import accuracy, fit_classifier
 @dataclass(frozen=True)
 class GateAdaptationConfig(BaseConfig):
     dataset: str = "digits"
-    root: str = ""
+    data_dir: str | None = None  # directory of local MNIST / Fashion-MNIST IDX files
     widths: tuple[int, ...] = (128, 128, 128)
     epochs: int = 30  # ReLU training epochs
     every: int = 5  # checkpoint spacing (epochs)
@@ -86,7 +86,7 @@ class GateAdaptation(Experiment):
 
     def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
         c = self.config
-        ds = load_dataset(c.dataset, root=c.root or None, val_fraction=c.val_fraction, seed=seed)
+        ds = load_dataset(c.dataset, root=c.data_dir, val_fraction=c.val_fraction, seed=seed)
         splits = {
             "train": (ds.X_train, ds.y_train),
             "val": (ds.X_val, ds.y_val),

@@ -40,6 +40,7 @@ from galu.data.tasks import TASKS, ggdln_task
 from galu.experiments.base import Experiment, Row, register, save_figure
 from galu.experiments.config import BaseConfig
 from galu.nn import GGDLN
+from galu.nn._ggdln import GateFamily, Readout
 from galu.seeding import derive_seed, generator
 from galu.train import (
     default_langevin_lr,
@@ -64,8 +65,8 @@ class GGDLNBaseConfig(BaseConfig):
     width: int = 32
     depth: int = 2
     n_gates: int = 4
-    gates: str = "halfspace"
-    readout: str = "gated"
+    gates: GateFamily = "halfspace"
+    readout: Readout = "gated"
     prior_var: float = 0.2  # σ² for every layer (the L2 strength is T/σ²)
     temperature: float = 0.01
     sampler: str = "gibbs"

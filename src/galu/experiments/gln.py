@@ -63,7 +63,7 @@ class Stream:
         )
 
 
-def load_stream(name: str, seed: int, *, root: str = "", limit: int = 0) -> Stream:
+def load_stream(name: str, seed: int, *, root: str | None = None, limit: int = 0) -> Stream:
     """A data set's training split in a seeded random order (the first ``limit`` examples when
     ``limit > 0``) and its test split, standardised with the training statistics."""
     from galu.data import load_dataset
@@ -187,7 +187,7 @@ class GLNOnlineConfig(BaseConfig):
     """Data sets, the GLN grid (C × width × η), baselines and their settings."""
 
     datasets: tuple[str, ...] = ("digits",)
-    root: str = ""  # directory of MNIST / Fashion-MNIST IDX files
+    data_dir: str | None = None  # directory of MNIST / Fashion-MNIST IDX files
     limit: int = 0  # first `limit` training examples of the stream (0: all)
     layer_sizes: tuple[int, ...] = (16, 16, 1)
     context_dims: tuple[int, ...] = (0, 2, 4)
@@ -253,7 +253,7 @@ class GLNOnline(Experiment):
             repeats=3,
         ),
         # The published configurations: pygln's 10 × [16, 16, 1], C = 4 and DeepMind's
-        # 10 × [100, 100, 1], C = 1 on MNIST (needs root=DIR with the IDX files).
+        # 10 × [100, 100, 1], C = 1 on MNIST (needs data_dir=DIR with the IDX files).
         "paper": dict(
             datasets=("digits", "mnist1d", "mnist", "fashion-mnist"),
             context_dims=(0, 1, 2, 4),
@@ -298,7 +298,7 @@ class GLNOnline(Experiment):
 
     def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
         c = self.config
-        s = load_stream(params["dataset"], seed, root=c.root, limit=c.limit)
+        s = load_stream(params["dataset"], seed, root=c.data_dir, limit=c.limit)
         model = params["model"]
         t0 = time.perf_counter()
         if model == "gln":
@@ -429,7 +429,7 @@ class GLNForgettingConfig(BaseConfig):
     """Permuted tasks, one pass each, for GLNs of several C and MLP baselines."""
 
     dataset: str = "digits"
-    root: str = ""
+    data_dir: str | None = None  # directory of local MNIST / Fashion-MNIST IDX files
     tasks: int = 3
     limit: int = 0
     layer_sizes: tuple[int, ...] = (16, 16, 1)
@@ -506,7 +506,7 @@ class GLNForgetting(Experiment):
     def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
         c = self.config
         tasks = permuted_tasks(
-            load_stream(c.dataset, seed, root=c.root, limit=c.limit), c.tasks, seed
+            load_stream(c.dataset, seed, root=c.data_dir, limit=c.limit), c.tasks, seed
         )
         d, A = tasks[0].X.shape[1], tasks[0].n_classes
         rows: list[Row] = []
@@ -854,7 +854,7 @@ class GLNLocalGlobalConfig(BaseConfig):
     """One architecture, two ways of training it."""
 
     dataset: str = "digits"
-    root: str = ""
+    data_dir: str | None = None  # directory of local MNIST / Fashion-MNIST IDX files
     limit: int = 0
     layer_sizes: tuple[int, ...] = (16, 16, 1)
     context_dim: int = 4
@@ -917,7 +917,7 @@ class GLNLocalGlobal(Experiment):
 
     def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
         c = self.config
-        s = load_stream(c.dataset, seed, root=c.root, limit=c.limit)
+        s = load_stream(c.dataset, seed, root=c.data_dir, limit=c.limit)
         tasks = permuted_tasks(s, 2, seed)
         net = make_gln(s.X.shape[1], s.n_classes, c.layer_sizes, c.context_dim, c.lr, seed)
         if params["method"] == "local-online":

@@ -41,7 +41,7 @@ class RealDataConfig(BaseConfig):
     """Dataset, widths, models, hyper-parameter grid and training budget."""
 
     dataset: str = "digits"  # digits | mnist1d | mnist | fashion-mnist
-    root: str = ""  # directory with the IDX files (mnist, fashion-mnist)
+    data_dir: str | None = None  # directory with the IDX files (mnist, fashion-mnist)
     components: int = 64  # PCA directions (clamped to the numerical rank)
     k: tuple[int, ...] = (16, 64)  # hidden width of both layers
     models: tuple[Model, ...] = MODELS  # type: ignore[assignment]
@@ -107,7 +107,7 @@ class RealData(SeedBatched):
     def data(self, seed: int) -> Dataset:
         """The seed's splits, whitened with statistics of its training split only."""
         c = self.config
-        ds = load_dataset(c.dataset, root=c.root or None, val_fraction=c.val_fraction, seed=seed)
+        ds = load_dataset(c.dataset, root=c.data_dir, val_fraction=c.val_fraction, seed=seed)
         available = PCAWhitener(n_components=None).fit(ds.X_train).components_.shape[0]
         pca = PCAWhitener(n_components=min(c.components, available)).fit(ds.X_train)
         return Dataset(

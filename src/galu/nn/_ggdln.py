@@ -37,6 +37,7 @@ from galu._validate import positive_int
 GateFamily = Literal["halfspace", "sigmoid", "pca", "kmeans", "ones"]
 GATE_FAMILIES: tuple[str, ...] = ("halfspace", "sigmoid", "pca", "kmeans", "ones")
 NORMALIZATIONS: tuple[str, ...] = ("fan_in", "width")
+Readout = Literal["gated", "ungated"]
 READOUTS: tuple[str, ...] = ("gated", "ungated")
 
 
@@ -191,7 +192,7 @@ class GGDLN(nn.Module):
         *,
         gates: GateFamily | GlobalGates = "halfspace",
         shared_gates: bool = True,
-        readout: Literal["gated", "ungated"] = "gated",
+        readout: Readout = "gated",
         normalization: Literal["fan_in", "width"] = "fan_in",
         prior_var: float | Sequence[float] = 1.0,
         n_tasks: int = 1,

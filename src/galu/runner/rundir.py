@@ -191,7 +191,10 @@ class RunDir:
         ``grid`` (sweeps only) holds the extra scalar axes; it must match too.
         """
         if self.config_path.exists():
+            from galu.experiments.config import upgrade_keys
+
             old = self.read_config()
+            old["config"] = upgrade_keys(old.get("config", {}), warn=False)
             if old.get("grid") != grid:
                 raise RunDirError(
                     f"--out {self.path} holds a run with grid {old.get('grid')!r}, not {grid!r}. "
