@@ -55,3 +55,29 @@ def test_a_run_directory_written_before_the_rename_resumes(tmp_path):
     (out / "config.json").write_text(json.dumps(record))
     again = run_experiment("real-data", preset="smoke", out=out, progress=False)
     assert again.ran == 0 and len(again.table) == len(first.table)
+
+
+def test_experiments_load_from_the_entry_point_group(monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    import galu.experiments.base as base
+
+    good = EntryPoint("toy", "tests.runner.toy_experiment", base.ENTRY_POINT_GROUP)
+    calls = []
+
+    def fake(*, group):
+        calls.append(group)
+        return [good]
+
+    import sys
+
+    monkeypatch.delitem(base._REGISTRY, "toy", raising=False)  # loaded by no other route here
+    monkeypatch.delitem(sys.modules, "tests.runner.toy_experiment", raising=False)
+    monkeypatch.delenv("GALU_EXPERIMENTS", raising=False)
+    assert "toy" not in base.experiments()  # the real group has no toy
+    monkeypatch.setattr(base, "entry_points", fake)
+    assert "toy" in base.experiments() and calls == ["galu.experiments"]
+    broken = EntryPoint("bad", "no_such_module_xyz", base.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(base, "entry_points", lambda *, group: [broken])
+    with pytest.raises(ConfigError, match=r"entry point 'bad' = 'no_such_module_xyz' cannot be"):
+        base.experiments()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 from abc import ABC, abstractmethod
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -106,14 +107,34 @@ def register(cls: type[Experiment]) -> type[Experiment]:
     return cls
 
 
+ENTRY_POINT_GROUP = "galu.experiments"
+
+
 def experiments() -> dict[str, type[Experiment]]:
     """All registered experiments by name.
 
-    Besides galu's own, the modules named in the ``GALU_EXPERIMENTS`` environment variable
-    (comma-separated import paths) are imported, so experiments of your own that use
-    :func:`register` run with ``galu run`` / ``galu sweep`` (and on every sweep worker).
+    Besides galu's own, every entry point of the ``galu.experiments`` group is loaded: a package
+    that declares, in its ``pyproject.toml``,
+
+    .. code-block:: toml
+
+        [project.entry-points."galu.experiments"]
+        my-study = "my_pkg.experiments"
+
+    and whose module uses :func:`register` makes its experiments run with ``galu run`` /
+    ``galu sweep`` (and on every sweep worker, which sees the same installed packages). For
+    modules that are not installed (a script directory during development), the
+    ``GALU_EXPERIMENTS`` environment variable (comma-separated import paths) does the same.
     """
     importlib.import_module("galu.experiments.registered")
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:
+            raise ConfigError(
+                f"the {ENTRY_POINT_GROUP!r} entry point {ep.name!r} = {ep.value!r} cannot be "
+                f"loaded ({type(exc).__name__}: {exc}); fix or uninstall the package declaring it."
+            ) from exc
     for module in filter(
         None, (m.strip() for m in os.environ.get("GALU_EXPERIMENTS", "").split(","))
     ):
