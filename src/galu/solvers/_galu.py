@@ -754,8 +754,40 @@ def fit_galu(
         InsufficientMemoryError: (a ``MemoryError`` and a ``ValueError``) the path's estimated
             peak exceeds the budget; the message gives both and what would fit.
     """
-    _check_arguments(ridge, solver, dtype)
     progress = _Progress(callback, verbose)
+    target, mixed = _validate_fit(X, y, gate_vectors, ridge, solver, dtype, device, tol,
+                                  max_iter, mixed_precision)  # fmt: skip
+    prep = _prepare_fit(X, y, gate_vectors, gate, ridge, solver, dtype, target, tol, max_iter,
+                        memory_limit, mixed, progress)  # fmt: skip
+    res, path = _solve_planned(prep, solver, float(ridge), tol, progress)
+    if res.rank_loss is not None:
+        res, path = _refit_lost_rank(prep, res, path, solver, float(ridge), tol, progress)
+    W = res.weight
+    mse = _mse(prep.X, prep.G, W, prep.Y)
+    weight = W[0] if prep.y_ndim == 1 else W
+    progress.note(
+        f"{path} done in {time.perf_counter() - progress.t0:.1f} s"
+        + (f" ({res.n_iter} iterations)" if res.n_iter is not None else "")
+        + f"; training MSE {mse:.4g}"
+    )
+    return GaLUFit(weight, prep.U, prep.gate, float(ridge), path, mse, res.n_iter, res.converged)
+
+
+def _validate_fit(
+    X: Any,
+    y: Any,
+    gate_vectors: Any,
+    ridge: float,
+    solver: str,
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+    tol: float,
+    max_iter: int | None,
+    mixed_precision: bool | None,
+) -> tuple[torch.device, bool]:
+    """Step 1 of :func:`fit_galu`: every argument checked from shapes and values alone (nothing
+    converted yet). Returns the target device and whether ``cg`` runs its GEMMs in float32."""
+    _check_arguments(ridge, solver, dtype)
     _check_shapes(X, y, gate_vectors)
     target = _target_device(X, device)
     positive_int("max_iter", max_iter, none_ok=True)
@@ -770,6 +802,42 @@ def fit_galu(
         )
     # cg's GEMM precision (only cg uses it; the memory estimates of cg use it for any solver)
     mixed = mixed_precision if mixed_precision is not None else dtype == torch.float64
+    return target, mixed
+
+
+@dataclass
+class _Prepared:
+    """What :func:`fit_galu` solves: converted inputs, the gate matrix and the planned path."""
+
+    X: torch.Tensor  # (m, d)
+    Y: torch.Tensor  # (m, o)
+    y_ndim: int
+    U: torch.Tensor  # (k, d)
+    gate: Gate
+    G: torch.Tensor  # (m, k)
+    plan: _Plan
+    budget: MemoryBudget
+    max_iter: int
+    mixed: bool
+
+
+def _prepare_fit(
+    X: Any,
+    y: Any,
+    gate_vectors: Any,
+    gate: Gate | None,
+    ridge: float,
+    solver: str,
+    dtype: torch.dtype,
+    target: torch.device,
+    tol: float,
+    max_iter: int | None,
+    memory_limit: int | None,
+    mixed: bool,
+    progress: _Progress,
+) -> _Prepared:
+    """Step 2: plan the path from the shapes and the memory budget (refusing one that does not
+    fit before anything large is allocated), then convert the inputs and form the gates."""
     budget = memory_budget(target, memory_limit)
     size = _size_of(X, y, gate_vectors, dtype, target, ridge, mixed)
     plan = _checked_plan("fit_galu", size, solver, budget, target) if size else None
@@ -781,63 +849,73 @@ def fit_galu(
     if plan is None:  # inputs whose shape only conversion revealed (e.g. ragged lists)
         size = FitSize(m, d, k, Y.shape[1], dtype.itemsize, float(ridge), mixed)
         plan = _plan(size, budget, solver)
-    path, costs = plan.path, plan.costs
     if max_iter is None:
         max_iter = _default_max_iter(m, k * d, solver in ("cg", "auto"))
     progress.note(
-        f"solver={path!r}{' (auto)' if solver == 'auto' else ''} for m={m}, d={d}, k={k}, "
+        f"solver={plan.path!r}{' (auto)' if solver == 'auto' else ''} for m={m}, d={d}, k={k}, "
         f"o={Y.shape[1]}; estimated peak {format_bytes(plan.estimate.bytes)} of "
         f"{format_bytes(budget.total)} ({budget.source})"
     )
     G = gate_matrix_blocked(Xt, U, gate)  # (m, k)
-    res = None
-    if solver == "auto" and path not in ("cg", "lsqr") and plan.cg_first:
+    return _Prepared(Xt, Y, yt.ndim, U, gate, G, plan, budget, max_iter, mixed)
+
+
+def _solve_planned(
+    prep: _Prepared, solver: str, ridge: float, tol: float, progress: _Progress
+) -> tuple[_Solved, str]:
+    """Step 3: solve by the planned path; for ``auto``, first a CG attempt capped at a share of
+    the direct path's cost where the Marchenko–Pastur estimate says it can finish."""
+    Xt, G, Y, path = prep.X, prep.G, prep.Y, prep.plan.path
+    m, k, d = Xt.shape[0], prep.U.shape[0], Xt.shape[1]
+    if solver == "auto" and path not in ("cg", "lsqr") and prep.plan.cg_first:
         per_iter = 4 * m * k * d * Y.shape[1]
-        iters = int(costs[path] / per_iter / _CG_FIRST_SHARE)  # CG steps worth the direct cost
-        if iters >= max(_CG_FIRST_MIN_ITERS, _cg_steps_expected(m, k * d, float(ridge), tol)):
+        iters = int(prep.plan.costs[path] / per_iter / _CG_FIRST_SHARE)  # CG steps worth it
+        if iters >= max(_CG_FIRST_MIN_ITERS, _cg_steps_expected(m, k * d, ridge, tol)):
             attempt = _fit_gated(
                 Xt,
                 G,
                 Y,
-                float(ridge),
+                ridge,
                 "cg",
                 tol,
-                min(iters, max_iter),
-                mixed=mixed,
+                min(iters, prep.max_iter),
+                mixed=prep.mixed,
                 warn=False,
                 give_up=True,
                 callback=progress.start("cg"),
             )
             if attempt.converged:
-                res, path = attempt, "cg"
-            else:
-                progress.note(f"cg stopped after {attempt.n_iter} steps; solving by {path}")
-    if res is None:
-        hook = progress.start(path)
-        res = _fit_gated(Xt, G, Y, float(ridge), path, tol, max_iter, mixed=mixed, callback=hook)
-    if res.rank_loss is not None:
-        if solver == "auto":
-            # Near the interpolation threshold (kd ≈ m) cond(Ψ) can exceed 1/√eps, and squaring
-            # loses directions: refit on Ψ itself, by SVD where it fits (the budget counts what
-            # is already allocated). `GaLUFit.solver` records the path that ran.
-            svd = path_estimate("svd", replace(plan.size, copies=0))
-            path = "svd" if svd.bytes <= budget.direct else "lsqr"
-            progress.note(f"the squared system lost rank; refitting by {path}")
-            hook = progress.start(path)
-            res = _fit_gated(
-                Xt, G, Y, float(ridge), path, tol, max_iter, mixed=mixed, callback=hook
-            )
-        else:
-            warnings.warn(res.rank_loss, RankWarning, stacklevel=2)
-    W = res.weight
-    mse = _mse(Xt, G, W, Y)
-    weight = W[0] if yt.ndim == 1 else W
-    progress.note(
-        f"{path} done in {time.perf_counter() - progress.t0:.1f} s"
-        + (f" ({res.n_iter} iterations)" if res.n_iter is not None else "")
-        + f"; training MSE {mse:.4g}"
+                return attempt, "cg"
+            progress.note(f"cg stopped after {attempt.n_iter} steps; solving by {path}")
+    hook = progress.start(path)
+    res = _fit_gated(Xt, G, Y, ridge, path, tol, prep.max_iter, mixed=prep.mixed, callback=hook)
+    return res, path
+
+
+def _refit_lost_rank(
+    prep: _Prepared,
+    res: _Solved,
+    path: str,
+    solver: str,
+    ridge: float,
+    tol: float,
+    progress: _Progress,
+) -> tuple[_Solved, str]:
+    """Step 4: the squared system kept fewer directions than Ψ has. ``auto`` refits on Ψ itself
+    (near kd ≈ m, cond(Ψ) can exceed 1/√eps and squaring loses directions), by SVD where it
+    fits (the budget counts what is already allocated), else LSQR; a path the user chose
+    warns with :class:`RankWarning`."""
+    if solver != "auto":
+        warnings.warn(res.rank_loss or "", RankWarning, stacklevel=3)
+        return res, path
+    svd = path_estimate("svd", replace(prep.plan.size, copies=0))
+    path = "svd" if svd.bytes <= prep.budget.direct else "lsqr"
+    progress.note(f"the squared system lost rank; refitting by {path}")
+    hook = progress.start(path)
+    res = _fit_gated(
+        prep.X, prep.G, prep.Y, ridge, path, tol, prep.max_iter, mixed=prep.mixed, callback=hook
     )
-    return GaLUFit(weight, U, gate, float(ridge), path, mse, res.n_iter, res.converged)
+    return res, path
 
 
 @dataclass(frozen=True)
