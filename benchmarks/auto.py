@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from galu.runner.rundir import atomic_write_text
+from _harness import write_rows
 from galu.solvers import fit_galu
 from galu.solvers._galu import sample_gate_vectors
 
@@ -83,7 +83,7 @@ def main() -> None:
               f"{times['auto']:.4f}s  best {best:6s} {times[best]:.4f}s  "
               f"ratio {auto['ratio_to_best']:.2f}", flush=True)  # fmt: skip
     df = pd.DataFrame(rows)
-    atomic_write_text(OUT, df.to_csv(index=False))
+    write_rows(df, OUT)
     autos = df[df.solver == "auto"]
     worst = autos.loc[autos.ratio_to_best.idxmax()]
     print(

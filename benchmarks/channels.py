@@ -24,13 +24,10 @@ channel, and how many end states agree with ``one-by-one`` (same status and chan
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import time
 from pathlib import Path
 
-import pandas as pd
-import torch
-
+from _harness import write_rows
 from galu.channels import augment, detect_channels, glorot_init, gradient_flow, gradient_flow_scipy
 from galu.data import target_task
 from galu.seeding import generator
@@ -128,15 +125,7 @@ def main() -> None:
                 f"agree {row['agree']}  channels {row['channel_fraction']:.2f}",
                 flush=True,
             )
-    stamp = dict(
-        device=f"cpu, {torch.get_num_threads()} threads",
-        torch=torch.__version__,
-        timestamp=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "channels.csv"
-    pd.DataFrame(rows).assign(**stamp).to_csv(out, index=False)
-    print(f"rows: {out}")
+    write_rows(rows, RESULTS / "channels.csv")
 
 
 if __name__ == "__main__":

@@ -17,14 +17,13 @@ largest temporaries, and the number of paths it did not enumerate).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import statistics
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 
+from _harness import write_rows
 from galu.nn import DGN, VARIANTS
 from galu.paths import model_path_kernel
 
@@ -108,14 +107,7 @@ def main() -> None:
             ratio = f"  ({r['paths']:.2e} paths not enumerated)"
         head = f"{r['benchmark']:>11} {r['arch']:>4} {r['variant']:>9}"
         print(f"{head}: {r['seconds'] * 1e3:8.1f} ms {r['saved_mb']:8.1f} MiB{ratio}", flush=True)
-    table = pd.DataFrame(rows).assign(
-        device=f"cpu, {torch.get_num_threads()} threads",
-        torch=torch.__version__,
-        timestamp=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    )
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(OUT, index=False)
-    print(f"rows: {OUT}")
+    write_rows(rows, OUT)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from _harness import write_rows
 from galu.nn import DeepGaLU, ReLUNet, ShallowGaLU
-from galu.runner.rundir import atomic_write_text
 from galu.train import train_ensemble
 
 OUT = Path(__file__).parent / "results" / "ensemble.csv"
@@ -93,9 +93,8 @@ def main() -> None:
     base = totals[totals.layout == "per-width"].set_index("model")["ms_per_step"]
     totals["ratio"] = totals["ms_per_step"] / totals["model"].map(base)
     df = pd.concat([df, totals], ignore_index=True)
-    atomic_write_text(OUT, df.to_csv(index=False))
     print(totals.to_string(index=False))
-    print(f"rows: {OUT}")
+    write_rows(df, OUT)
 
 
 if __name__ == "__main__":

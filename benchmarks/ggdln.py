@@ -25,7 +25,6 @@ Rows (``benchmarks/results/ggdln.csv``):
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import resource
@@ -36,6 +35,8 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+
+from _harness import provenance, write_rows
 
 OUT = Path(__file__).parent / "results" / "ggdln.csv"
 
@@ -167,18 +168,12 @@ def main() -> None:
     if "precision" in args.parts:
         rows.append(precision_row(args.sweeps * 2))
         print(rows[-1], flush=True)
-    df = pd.DataFrame(rows)
-    df["threads"] = torch.get_num_threads()
-    df["date"] = dt.date.today().isoformat()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame(rows).assign(**provenance())  # kept by the rows of other parts below
     if args.out.exists():
         old = pd.read_csv(args.out)
         df = pd.concat([old[~old.kind.isin(args.parts)], df], ignore_index=True)
-    tmp = args.out.with_suffix(".tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(args.out)
     print(df.to_string(index=False))
-    print(f"rows: {args.out}")
+    write_rows(df, args.out)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ independent NumPy float64 reference (``tests/gln/reference.py``) per example of 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import sys
 import time
@@ -42,6 +41,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+
+from _harness import write_rows
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -397,11 +398,8 @@ def main() -> None:
         help="comma-separated subset to measure; the others are read from results/",
     )
     args = parser.parse_args()
-    OUT.mkdir(exist_ok=True)
-    stamp = dt.datetime.now().isoformat(timespec="seconds")
     if args.device == "cuda":
-        frame = pd.DataFrame(gpu_rows()).assign(date=stamp, device=torch.cuda.get_device_name())
-        frame.to_csv(OUT / "gln-gpu.csv", index=False)
+        frame = write_rows(gpu_rows(), OUT / "gln-gpu.csv", device="cuda")
         print(frame.to_string(index=False))
         return
     engines = [("auto", torch.float32), ("auto", torch.float64)]
@@ -410,13 +408,11 @@ def main() -> None:
     configs = list(CONFIGS) if not args.quick else ["16x16-C4-d64", "16x16-C4-d784"]
     parts = set(args.parts.split(","))
     if "speed" in parts:
-        speed = pd.DataFrame(speed_rows(configs, args.max_seconds, engines)).assign(date=stamp)
-        speed.to_csv(OUT / "gln.csv", index=False)
+        write_rows(speed_rows(configs, args.max_seconds, engines), OUT / "gln.csv")
     if "scaling" in parts:
-        scaling = pd.DataFrame(scaling_rows(args.quick)).assign(date=stamp)
-        scaling.to_csv(OUT / "gln-scaling.csv", index=False)
+        write_rows(scaling_rows(args.quick), OUT / "gln-scaling.csv")
     if "reference" in parts:
-        pd.DataFrame(reference_rows()).to_csv(OUT / "gln-reference.csv", index=False)
+        write_rows(reference_rows(), OUT / "gln-reference.csv")
     speed = pd.read_csv(OUT / "gln.csv")
     scaling = pd.read_csv(OUT / "gln-scaling.csv")
     refrows = pd.read_csv(OUT / "gln-reference.csv")

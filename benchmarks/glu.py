@@ -28,14 +28,13 @@ Shapes: ``small`` (d 1024, d_ff 4096; gated F = 2731 → 2816 rounded to 256) an
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import statistics
-import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from _harness import times, write_rows
 from galu.nn import FeedForward
 from galu.nn._glu import GATED
 from galu.ops import glu_gate, triton_available
@@ -53,14 +52,7 @@ def _sync(device: torch.device) -> None:
 def _time(fn, device: torch.device, reps: int) -> float:
     fn()  # warm-up (and compilation)
     fn()
-    times = []
-    for _ in range(reps):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(times(fn, repeats=reps, device=device))
 
 
 def _saved_bytes(fn, params) -> int:  # type: ignore[no-untyped-def]
@@ -200,17 +192,9 @@ def main() -> None:
         rows += ffn_rows(shape, tokens, device, dtype, args.reps, args.impls)
         rows += gate_rows(shape, tokens, device, dtype, args.reps, args.impls)
     df = pd.DataFrame(rows)
-    df["device"] = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     df["dtype"] = str(dtype).replace("torch.", "")
-    df["threads"] = torch.get_num_threads()
-    df["date"] = dt.date.today().isoformat()
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"glu-{device.type}.csv"
-    tmp = path.with_suffix(".tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(path)
     print(df.to_string(index=False))
-    print(f"rows: {path}")
+    write_rows(df, OUT / f"glu-{device.type}.csv", device=device)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,8 @@ measured in the same run; ``speedup`` is its time divided by the row's time, and
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
-import platform
 import resource
 import subprocess
 import sys
@@ -28,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from _harness import best_time, provenance, write_rows
 from galu import ops
 from galu.gates import Gate
 from galu.solvers import fit_galu, sample_gate_vectors
@@ -84,12 +83,9 @@ def _numpy_lstsq(X, y, U, ridge):
 
 
 def _timed(fn, repeats=3):
-    best, out = math.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+    out = []
+    best = best_time(lambda: out.append(fn()), repeats=repeats, warmup=0)
+    return best, out[-1]
 
 
 def agreement_rows() -> list[dict]:
@@ -202,17 +198,11 @@ def main() -> None:
             f"{row['peak_rss_mb']:.0f} MiB, relative optimality {row['max_rel_diff']:.1e}"
         )
         rows.append(row)
-    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    device = (
-        f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    )
-    table = pd.DataFrame(rows).assign(device=device, torch=torch.__version__, timestamp=stamp)
+    table = pd.DataFrame(rows).assign(**provenance())
     table = table[
         [c for c in COLUMNS if c in table.columns] + [c for c in table.columns if c not in COLUMNS]
     ]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(OUT, index=False)
-    print(f"rows: {OUT}")
+    write_rows(table, OUT)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ and the plain GEMM's rate against the machine's best (a 4096³ matmul, ``of_peak
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import functools
 import json
 import resource
@@ -47,6 +46,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+
+from _harness import best_time, provenance, write_rows
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = {
@@ -172,13 +173,7 @@ def run_one(contender, m, d, k, tol, target, budget, repeats) -> dict:
 
 
 def _timed(fn, repeats: int = 7) -> float:
-    fn()  # warm-up (allocator, thread pool)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return best_time(fn, repeats=repeats, warmup=1)  # warm-up: allocator, thread pool
 
 
 def _gemm_row(op, dtype, shape, flops, ours, plain, peak, repeats=7) -> dict:
@@ -430,20 +425,14 @@ def main() -> None:
             )
         rows += found
     table = pd.DataFrame(rows)
-    stamp = dict(
-        device=f"cpu, {torch.get_num_threads()} threads",
-        torch=torch.__version__,
-        timestamp=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    )
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = provenance()
     out, gemm_out = RESULTS / f"{name}.csv", RESULTS / f"{name}-gemm.csv"
     table, gemm_table = table.assign(**stamp), pd.DataFrame(gemm).assign(**stamp)
     if args.redo:  # every row keeps its own timestamp: which run measured it stays visible
         table, gemm_table = _merge(out, table, shapes), _merge(gemm_out, gemm_table, shapes)
-    _write_csv(table, out)
-    _write_csv(gemm_table, gemm_out)
+    write_rows(table, out)
+    write_rows(gemm_table, gemm_out)
     write_summary(table, name)
-    print(f"rows: {out}")
 
 
 def _merge(path: Path, new: pd.DataFrame, shapes: list[tuple[int, ...]]) -> pd.DataFrame:
@@ -457,13 +446,6 @@ def _merge(path: Path, new: pd.DataFrame, shapes: list[tuple[int, ...]]) -> pd.D
     order = {shape: i for i, shape in enumerate(dict.fromkeys(old_shapes))}
     key = [order.get(s, len(order)) for s in zip(merged.m, merged.d, merged.k, strict=True)]
     return merged.assign(_key=key).sort_values("_key", kind="stable").drop(columns="_key")
-
-
-def _write_csv(table: pd.DataFrame, path: Path) -> None:
-    """Write atomically: a crash leaves the previous file, never half of one."""
-    tmp = path.with_suffix(".csv.tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(path)
 
 
 if __name__ == "__main__":
