@@ -11,7 +11,7 @@ documents each).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import torch
@@ -39,7 +39,7 @@ def train_networks(
     y: torch.Tensor,
     act: str,
     *,
-    optimizer: str = "flow",
+    optimizer: Literal["flow", "gd", "adam"] = "flow",
     flow: dict[str, Any] | None = None,
     lr: float = 1e-2,
     steps: int = 50_000,

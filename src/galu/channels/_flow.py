@@ -37,7 +37,7 @@ import torch
 from galu._validate import int_at_least, positive_int, positive_number
 from galu.channels._activations import Activation, activation
 from galu.channels._mlp import derivatives
-from galu.train._posterior import _Bar
+from galu.progress import Progress
 
 # RODAS4 in Hairer and Wanner's transformed form (ODE II, §IV.7; their code rodas.f): γ, the
 # stage-argument coefficients a_ij (row 6 also gives the solution before the last stage) and
@@ -190,7 +190,7 @@ def gradient_flow(
     trace: list[list[tuple[float, float, float]]] = [[] for _ in range(E)]
     eye = torch.eye(P, dtype=theta.dtype, device=theta.device)
     active = torch.arange(E)
-    bar = _Bar(E, "gradient flow", progress)
+    bar = Progress("gradient flow", E, enabled=progress)
     while active.numel():
         th = theta[active]
         Xs, ys = _select(Xa, active, per_x), _select(y, active, per_y)
@@ -217,7 +217,7 @@ def gradient_flow(
             keep = ~stop
             active, th, L, g, H = active[keep], th[keep], L[keep], g[keep], H[keep]
             Xs, ys = _select(Xa, active, per_x), _select(y, active, per_y)
-            bar.step(len(done))
+            bar.advance(len(done))
             if not active.numel():
                 break
         hs = h[active].clamp(max=(t_max - t[active]).clamp(min=1e-300))

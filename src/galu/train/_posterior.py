@@ -36,6 +36,7 @@ import torch
 from galu._linalg import cho_solve
 from galu._validate import int_at_least
 from galu.nn._ggdln import ggdln_backward, ggdln_forward
+from galu.progress import Progress
 from galu.seeding import derive_seed
 from galu.train._diagnostics import effective_sample_size, split_rhat
 
@@ -174,27 +175,6 @@ def _check_run(chains: int, steps: int, burn_in: int, thin: int, temperature: fl
         raise ValueError(f"`temperature` (={temperature!r}) must be > 0.")
 
 
-class _Bar:
-    """A transient rich progress bar, or nothing when ``show`` is false."""
-
-    def __init__(self, total: int, label: str, show: bool) -> None:
-        self.bar: Any = None
-        if show:
-            from rich.progress import Progress
-
-            self.bar = Progress(transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task(label, total=total)
-
-    def step(self, n: int = 1) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task, n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 def _prior_draw(model: Any, chains: int, gen: torch.Generator) -> list[torch.Tensor]:
     out = []
     for W, s2 in zip(model.stacked_weights(), model.prior_var, strict=True):
@@ -259,7 +239,7 @@ def gibbs_ggdln(
     M_out = model.gate_counts[-1]
     gram = torch.zeros(chains, M_out, M_out, dtype=X.dtype, device=X.device)
     trace: list[torch.Tensor] = []
-    bar = _Bar(sweeps, "Gibbs sweeps", progress)
+    bar = Progress("Gibbs sweeps", sweeps, enabled=progress)
     t0 = time.perf_counter()
     with torch.no_grad():
         for sweep in range(sweeps):
@@ -288,7 +268,7 @@ def gibbs_ggdln(
                 a = Ws[L]
                 gram = gram + torch.einsum("cmi,cni->cmn", a, a) / a.shape[-1]
                 kept += 1
-            bar.step()
+            bar.advance()
     bar.close()
     return PosteriorSamples(
         chain_mean=acc_m / kept,
@@ -339,7 +319,7 @@ def langevin(
     acc_q, kept = torch.zeros_like(acc_m), 0
     noise = math.sqrt(2 * lr * temperature)
     trace: list[torch.Tensor] = []
-    bar = _Bar(steps, "Langevin steps", progress)
+    bar = Progress("Langevin steps", steps, enabled=progress)
     t0 = time.perf_counter()
     for step in range(steps):
         f = forward(Ws, X)
@@ -358,7 +338,7 @@ def langevin(
                 acc_q += ft**2
                 trace.append(ft[:, :TRACE_POINTS].detach().clone())
                 kept += 1
-        bar.step()
+        bar.advance()
     bar.close()
     return PosteriorSamples(
         chain_mean=acc_m / kept,

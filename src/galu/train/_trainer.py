@@ -20,6 +20,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from galu._validate import positive_int, positive_number
+from galu.progress import Progress
 
 Optimizer = Literal["adam", "sgd"]
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
@@ -233,7 +234,7 @@ def train_ensemble(
     snapshot: dict[int, tuple[dict[str, torch.Tensor], int, float]] = {}
     perm: torch.Tensor | None = None
     pos = 0
-    bar = _progress(progress, steps)
+    bar = Progress("training", steps, enabled=progress)
     step = 0
     for step in range(1, steps + 1):
         if perm is None:
@@ -262,12 +263,12 @@ def train_ensemble(
                         step,
                         value,
                     )
-            if bar is not None:
-                bar.update(min(losses), step)
+            best = min(losses)
+            bar.describe(f"loss {best:.4g}" if math.isfinite(best) else f"loss {best}")
+            bar.update(step)
             if len(snapshot) == E:
                 break
-    if bar is not None:
-        bar.close()
+    bar.close()
 
     final = full_losses().tolist()
     results = []
@@ -317,32 +318,3 @@ def train(
         progress=progress,
         loss=loss,
     )[0]
-
-
-class _progress:
-    """A rich progress bar showing steps and the best current training loss (or nothing)."""
-
-    def __new__(cls, enabled: bool, total: int):
-        if not enabled:
-            return None
-        return super().__new__(cls)
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._p = Progress(
-            TextColumn("training"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TextColumn("loss {task.fields[loss]}"),
-            TimeRemainingColumn(),
-        )
-        self._task = self._p.add_task("train", total=total, loss="–")
-        self._p.start()
-
-    def update(self, loss: float, step: int) -> None:
-        shown = f"{loss:.4g}" if math.isfinite(loss) else str(loss)
-        self._p.update(self._task, completed=step, loss=shown)
-
-    def close(self) -> None:
-        self._p.stop()
