@@ -10,7 +10,9 @@ Each experiment runs through ``galu.runner.run_experiment`` into a temporary dir
 one thread (so that reductions are ordered alike); its ``results.csv`` rows are sorted and kept
 with every float as written. Metrics that measure time (``*seconds*``, ``*per_s*``) are dropped,
 being the only values that may differ between two runs of the same code. ``compare`` reports,
-per experiment, whether the rows are identical, and the first difference if not.
+per experiment, whether the rows are identical (empty cells aside: a column that new rows
+bring is not part of the old ones), whether every old row is kept with rows added, or the first
+difference.
 """
 
 from __future__ import annotations
@@ -58,6 +60,14 @@ def snapshot(out: Path, preset: str, only: list[str] | None) -> None:
         print(f"{name}: {len(rows)} rows, {run.failed} failed, {secs:.0f} s", flush=True)
 
 
+def _normal(rows: list[dict]) -> list[dict]:
+    """Rows without their empty cells (a column another row added is not part of this one)."""
+    return sorted(
+        ({k: v for k, v in r.items() if v != ""} for r in rows),
+        key=lambda r: json.dumps(r, sort_keys=True),
+    )
+
+
 def compare(a: Path, b: Path) -> int:
     before, after = json.loads(a.read_text()), json.loads(b.read_text())
     bad = 0
@@ -66,9 +76,16 @@ def compare(a: Path, b: Path) -> int:
             print(f"{name}: only in {'after' if name in after else 'before'}")
             bad += 1
             continue
-        x, y = before[name]["rows"], after[name]["rows"]
+        x, y = _normal(before[name]["rows"]), _normal(after[name]["rows"])
         if x == y and before[name]["failed"] == after[name]["failed"] == 0:
             print(f"{name}: identical ({len(x)} rows)")
+            continue
+        old = {json.dumps(r, sort_keys=True) for r in x}
+        added = [r for r in y if json.dumps(r, sort_keys=True) not in old]
+        if len(y) - len(added) == len(x) and after[name]["failed"] == 0:
+            metrics = sorted({r.get("metric", "?") for r in added})
+            print(f"{name}: every one of the {len(x)} rows identical; {len(added)} rows added "
+                  f"(metrics {', '.join(metrics)})")  # fmt: skip
             continue
         bad += 1
         diff = next((i for i, (r, s) in enumerate(zip(x, y, strict=False)) if r != s), None)
@@ -76,7 +93,7 @@ def compare(a: Path, b: Path) -> int:
               f"{before[name]['failed']} / {after[name]['failed']})")  # fmt: skip
         if diff is not None:
             print(f"  before: {x[diff]}\n  after:  {y[diff]}")
-    print(f"{bad} experiment(s) differ" if bad else "all experiments identical")
+    print(f"{bad} experiment(s) differ" if bad else "no experiment differs")
     return 1 if bad else 0
 
 

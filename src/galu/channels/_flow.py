@@ -198,15 +198,9 @@ def gradient_flow(
         assert H is not None
         gnorm = torch.linalg.vector_norm(g, dim=1)
         pnorm = torch.linalg.vector_norm(th, dim=1)
-        # Stop rules in priority order; a network stops at the first that holds.
-        rules = torch.stack(
-            [
-                (pnorm >= norm_bound).cpu(),
-                (gnorm <= gtol).cpu(),
-                (t[active] >= t_max).cpu(),
-                (steps[active] >= max_steps) | (tries[active] >= 4 * max_steps),
-            ]
-        )
+        rules = _stop_rules(pnorm, gnorm, t[active], steps[active], tries[active],
+                            norm_bound=norm_bound, gtol=gtol, t_max=t_max,
+                            max_steps=max_steps)  # fmt: skip
         stop = rules.any(0)
         if bool(stop.any()):
             done = torch.nonzero(stop).flatten()
@@ -222,31 +216,9 @@ def gradient_flow(
                 break
         hs = h[active].clamp(max=(t_max - t[active]).clamp(min=1e-300))
         t_start = t[active].clone()  # trace rows pair the state before the step with its time
-        lu, piv, info = torch.linalg.lu_factor_ex(
-            eye / (_GAMMA * hs)[:, None, None] + H
-        )  # M = I/(γh) + H
-        us: list[torch.Tensor] = []
-        for i in range(6):
-            if i == 0:
-                rhs = -g
-            else:
-                arg = th + sum(_A[i][j] * us[j] for j in range(i))
-                _, gi, _ = derivatives(arg, Xs, ys, sigma)
-                rhs = -gi + sum(_C[i][j] * us[j] for j in range(i)) / hs[:, None]
-            us.append(torch.linalg.lu_solve(lu, piv, rhs[..., None])[..., 0])
-        step = sum(_A[5][j] * us[j] for j in range(5)) + us[5]
+        step, error, info = _rodas4_step(th, g, H, hs, Xs, ys, sigma, eye)
         new = th + step
-        scale = atol + rtol * torch.maximum(th.abs(), new.abs())
-        en = torch.sqrt(((us[5] / scale) ** 2).mean(1))
-        ok = (info == 0) & torch.isfinite(en) & (en <= 1.0)
-        en = torch.where(torch.isfinite(en), en, torch.full_like(en, 1e6))
-        factor = (0.9 * en.clamp(min=1e-10) ** -0.25).clamp(0.2, 6.0)
-        # No growth right after a rejection: without this rule the step size cycled between
-        # accepted steps with error 0.04 and rejected ones 6× longer (a third of all attempts
-        # were rejections on the channels we measured).
-        factor = torch.where(
-            ok, torch.where(rejected[active], factor.clamp(max=1.0), factor), factor.clamp(max=0.5)
-        )
+        ok, factor = _step_control(th, new, error, info, rejected[active], rtol=rtol, atol=atol)
         rejected[active] = ~ok
         acc = active[ok]
         theta[acc] = new[ok]
@@ -272,6 +244,81 @@ def gradient_flow(
         trace if trace_every else [],
         time.perf_counter() - start,
     )
+
+
+def _stop_rules(
+    pnorm: torch.Tensor,
+    gnorm: torch.Tensor,
+    t: torch.Tensor,
+    steps: torch.Tensor,
+    tries: torch.Tensor,
+    *,
+    norm_bound: float,
+    gtol: float,
+    t_max: float,
+    max_steps: int,
+) -> torch.Tensor:
+    """``(4, E)`` booleans, the stop rules in priority order (:data:`_STOP_REASONS`): norm
+    bound, vanishing gradient, flow time, step count. A network stops at the first that holds."""
+    return torch.stack(
+        [
+            (pnorm >= norm_bound).cpu(),
+            (gnorm <= gtol).cpu(),
+            (t >= t_max).cpu(),
+            (steps >= max_steps) | (tries >= 4 * max_steps),
+        ]
+    )
+
+
+def _rodas4_step(
+    th: torch.Tensor,
+    g: torch.Tensor,
+    H: torch.Tensor,
+    hs: torch.Tensor,
+    Xs: torch.Tensor,
+    ys: torch.Tensor,
+    sigma: Activation,
+    eye: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One RODAS4 step of size ``hs`` for every network: ``(step, error estimate, LU info)``.
+    The six stages share one factorisation of ``M = I/(γh) + H``."""
+    lu, piv, info = torch.linalg.lu_factor_ex(eye / (_GAMMA * hs)[:, None, None] + H)
+    us: list[torch.Tensor] = []
+    for i in range(6):
+        if i == 0:
+            rhs = -g
+        else:
+            arg = th + sum(_A[i][j] * us[j] for j in range(i))
+            _, gi, _ = derivatives(arg, Xs, ys, sigma)
+            rhs = -gi + sum(_C[i][j] * us[j] for j in range(i)) / hs[:, None]
+        us.append(torch.linalg.lu_solve(lu, piv, rhs[..., None])[..., 0])
+    step = sum(_A[5][j] * us[j] for j in range(5)) + us[5]
+    return step, us[5], info
+
+
+def _step_control(
+    th: torch.Tensor,
+    new: torch.Tensor,
+    error: torch.Tensor,
+    info: torch.Tensor,
+    rejected: torch.Tensor,
+    *,
+    rtol: float,
+    atol: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Accept a step whose RMS scaled error is ≤ 1; the next step size's factor."""
+    scale = atol + rtol * torch.maximum(th.abs(), new.abs())
+    en = torch.sqrt(((error / scale) ** 2).mean(1))
+    ok = (info == 0) & torch.isfinite(en) & (en <= 1.0)
+    en = torch.where(torch.isfinite(en), en, torch.full_like(en, 1e6))
+    factor = (0.9 * en.clamp(min=1e-10) ** -0.25).clamp(0.2, 6.0)
+    # No growth right after a rejection: without this rule the step size cycled between
+    # accepted steps with error 0.04 and rejected ones 6× longer (a third of all attempts
+    # were rejections on the channels we measured).
+    factor = torch.where(
+        ok, torch.where(rejected, factor.clamp(max=1.0), factor), factor.clamp(max=0.5)
+    )
+    return ok, factor
 
 
 def gradient_flow_scipy(

@@ -51,7 +51,6 @@ from galu.channels import (
     forward,
     glorot_init,
     glu_limit,
-    gradient_flow,
 )
 from galu.channels._activations import ActivationName
 from galu.channels._flow import FlowResult
@@ -444,14 +443,52 @@ class ChannelsErf(SeedBatched):
         "paper": dict(n=1001, repeats=50),
     }
     config: ErfConfig
+    CURVE_POINTS: ClassVar[int] = 100  # points per drawn curve (trace and fits) in the rows
 
     def points(self) -> list[dict[str, Any]]:
         return [dict(r=2, activation="erf", optimizer=self.config.optimizer)]
 
     def run_seeds(self, params: dict[str, Any], seeds: list[int]) -> dict[int, list[Row]]:
-        X, y = erf_toy(self.config.n)
-
-        return _train_seeds(self.config, params, seeds, erf_init, X, y, "erf")
+        """The network rows, plus what the figure draws, per seed: the loss and norm along the
+        flow (``trace_loss`` / ``trace_norm`` at ≤ ``CURVE_POINTS`` log-spaced steps, column
+        ``step``), the end fit (``fit``, column ``x``) and, for a channel, its GLU limit's fit
+        (``fit_limit``). The trace is recorded by the same integration (it does not change it)."""
+        c = self.config
+        X, y = erf_toy(c.n)
+        batch = _batch_seeds(c, seeds)
+        res = analysis.train_networks(
+            torch.cat([erf_init(s) for s in batch]), X, y, "erf", optimizer=c.optimizer,
+            flow=c.flow_kwargs(trace_every=1), lr=c.lr, steps=c.opt_steps,
+        )  # fmt: skip
+        per_net = network_rows(c, res, X, y, "erf")
+        reports = detect_channels(res.theta, 1, res.update, norm_threshold=c.norm_bound,
+                                  activation="erf")  # fmt: skip
+        grid = torch.linspace(0, c.n - 1, min(c.n, self.CURVE_POINTS)).round().long().unique()
+        xs = X[grid, 0]
+        out: dict[int, list[Row]] = {}
+        for e, s in enumerate(batch):
+            if s not in seeds:
+                continue
+            rows = list(per_net[e])
+            trace = res.trace[e] if res.trace else []
+            keep = sorted({round(v) for v in np.geomspace(1, len(trace), self.CURVE_POINTS)}
+                          if trace else set())  # fmt: skip
+            for i in keep:
+                _, L, norm = trace[i - 1]
+                rows += [dict(metric="trace_loss", step=i, value=L),
+                         dict(metric="trace_norm", step=i, value=norm)]  # fmt: skip
+            fit = forward(res.theta[e : e + 1], X, "erf")[0][grid]
+            rows += [
+                dict(metric="fit", x=float(x), value=float(v)) for x, v in zip(xs, fit, strict=True)
+            ]
+            rep = reports[e]
+            if rep.at_channel and rep.glu_channels:
+                limit = glu_limit(res.theta[e], 1, "erf", rep.glu_channels)
+                lim = limit.forward(X).detach()[grid]
+                rows += [dict(metric="fit_limit", x=float(x), value=float(v))
+                         for x, v in zip(xs, lim, strict=True)]  # fmt: skip
+            out[s] = [dict(params, **row) for row in rows]
+        return out
 
     def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
         """Per seed: where the flow ended, its loss and, for channels, the GLU limit's loss."""
@@ -466,44 +503,34 @@ class ChannelsErf(SeedBatched):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        c = self.config
-        X, y = erf_toy(c.n)
-        wide = table.pivot_table(index="seed", columns="metric", values="value")
-        # Trace one run of each outcome again: the first seed ending in a channel and the first
-        # ending at a finite critical point (two units duplicating one).
+        X, y = erf_toy(self.config.n)
+        end = table[~table.metric.isin(("trace_loss", "trace_norm", "fit", "fit_limit"))]
+        wide = end.pivot_table(index="seed", columns="metric", values="value")
+        # One run of each outcome: the first seed ending in a channel and the first ending at a
+        # finite critical point (two units duplicating one), drawn from their rows.
         picks: dict[str, int] = {}
         for seed, row in wide.iterrows():
             kind = "channel" if row["channel"] else "finite"
             picks.setdefault(kind, int(seed))
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=130)
-        xs = X[:, 0]
-        axes[1].plot(xs, y, "k-", lw=2.5, label="target")
+        axes[1].plot(X[:, 0], y, "k-", lw=2.5, label="target")
         styles = {"channel": "C0", "finite": "C1"}
         for kind, seed in sorted(picks.items()):
-            theta0 = erf_init(seed)
-            res = gradient_flow(theta0, X, y, "erf", **c.flow_kwargs(), trace_every=1)
-            tr = np.array(res.trace[0]) if res.trace[0] else np.zeros((0, 3))
+            mine = table[table.seed == seed]
             label = f"seed {seed}: " + ("channel" if kind == "channel" else "duplicate units")
-            if len(tr):
-                axes[0].loglog(tr[:, 2], tr[:, 1], "-", color=styles[kind], label=label)
-            axes[1].plot(
-                xs, forward(res.theta, X, "erf")[0], "--", color=styles[kind], label=f"{label}, end"
-            )
-            rep = detect_channels(
-                res.theta, 1, res.update, norm_threshold=c.norm_bound, activation="erf"
-            )[0]
-            if kind == "channel" and rep.glu_channels:
-                limit = glu_limit(res.theta[0], 1, "erf", rep.glu_channels)
-                L_limit = limit.loss(X, y)
+            tr_loss = mine[mine.metric == "trace_loss"].sort_values("step")
+            tr_norm = mine[mine.metric == "trace_norm"].sort_values("step")
+            if len(tr_loss):
+                axes[0].loglog(tr_norm["value"], tr_loss["value"], "-", color=styles[kind],
+                               label=label)  # fmt: skip
+            fit = mine[mine.metric == "fit"].sort_values("x")
+            axes[1].plot(fit["x"], fit["value"], "--", color=styles[kind], label=f"{label}, end")
+            lim = mine[mine.metric == "fit_limit"].sort_values("x")
+            if kind == "channel" and len(lim):
+                L_limit = float(wide.loc[seed, "loss_limit"])
                 axes[0].axhline(L_limit, color="k", ls=":", lw=1, label=f"GLU limit: {L_limit:.6f}")
-                axes[1].plot(
-                    xs,
-                    limit.forward(X).detach(),
-                    ":",
-                    color="C2",
-                    lw=2,
-                    label="GLU limit c·σ(wx) + (vx)·σ'(wx)",
-                )
+                axes[1].plot(lim["x"], lim["value"], ":", color="C2", lw=2,
+                             label="GLU limit c·σ(wx) + (vx)·σ'(wx)")  # fmt: skip
         axes[0].set(
             xlabel="parameter norm ‖θ‖", ylabel="loss", title="erf toy: loss along the flow"
         )
