@@ -212,7 +212,7 @@ def _dtype_rows(X, G, y, shape, dtype) -> list[dict]:
                   lambda: ops.lifted_rmatvec(Xc, Gc, yc, g_t=Gt), lambda: Gt @ Xr, peak),
     ]  # fmt: skip
     dual = k * d > m
-    apply, precond = normal_operator(Xc, Gc, 0.0, dual, g_t=Gt)
+    apply, precond = normal_operator(Xc, Gc, 0.0, dual=dual, g_t=Gt)
     rhs = yc[None] if dual else ops.lifted_rmatvec(Xc, Gc, yc)[None]
     steps = 20
     rows.append(_gemm_row(f"CG step ({'dual' if dual else 'primal'}; {steps} steps)", name,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -57,3 +58,19 @@ def one_of(name: str, value: T, valid: Sequence[Any]) -> T:
     if value not in valid:
         raise ValueError(f"`{name}` (={value!r}) must be one of {', '.join(map(repr, valid))}.")
     return value
+
+
+def renamed(owner: str, new: str, new_value: Any, old: str, old_value: Any) -> Any:
+    """The value of argument ``new``, taking it from its old name ``old`` (with a
+    DeprecationWarning, until galu 0.3) when only that was given; both given is an error.
+    ``None`` means "not given" for both."""
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise TypeError(f"{owner}: pass `{new}` only (`{old}` is its old name).")
+    warnings.warn(
+        f"{owner}: `{old}` is now `{new}`; the old name goes in galu 0.3.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value

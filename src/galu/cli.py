@@ -66,8 +66,11 @@ def _show_config(name: str, preset: str) -> None:
     value_col = f"value ({preset})"
     for row in frame.to_dict("records"):
         typer.echo(f"  {row['key']}: {row['type']} = {row[value_col]}  (default {row['default']})")
-        if row["description"]:
-            typer.echo(f"      {row['description']}")
+        about = "; ".join(
+            t for t in (row["description"], row["valid"] and f"valid: {row['valid']}") if t
+        )
+        if about:
+            typer.echo(f"      {about}")
     typer.echo("change a key with --set key=value; sweep it with galu sweep --grid key=v1,v2")
 
 

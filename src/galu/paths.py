@@ -46,7 +46,7 @@ def _check_dgn(model: object, what: str) -> None:
         )
 
 
-def _check_fc(model: DGN, what: str, no_bias: bool = False) -> None:
+def _check_fc(model: DGN, what: str, *, no_bias: bool = False) -> None:
     _check_dgn(model, what)
     if model.arch != "fc":
         raise ValueError(
@@ -57,7 +57,7 @@ def _check_fc(model: DGN, what: str, no_bias: bool = False) -> None:
 
 
 def _n_paths(model: DGN) -> int:
-    n = model.in_features * math.prod(model.widths)
+    n = model.in_features * math.prod(model.hidden_features)
     if n > _MAX_PATHS:
         raise ValueError(
             f"the network has {n} paths (> {_MAX_PATHS}); enumerate paths only for small "

@@ -63,12 +63,12 @@ class Progress:
             return
         terminal = self._stream.isatty() if force_terminal is None else force_terminal
         if terminal:
-            self._start_live(width, force_terminal)
+            self._start_live(width, force_terminal=force_terminal)
         else:
             self._plain = True
 
     # ------------------------------------------------------------------ live bar (terminal)
-    def _start_live(self, width: int | None, force_terminal: bool | None) -> None:
+    def _start_live(self, width: int | None, *, force_terminal: bool | None) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,

@@ -127,7 +127,7 @@ def test_gln_online_reads_mnist_from_idx_files(tmp_path) -> None:
     arrays = _fake_mnist(tmp_path, gz=True, n_train=60, n_test=20)
     res = run_experiment(
         "gln-online", preset="smoke", out=tmp_path / "r", progress=False,
-        overrides={"datasets": ["mnist"], "root": str(tmp_path), "context_dims": [1],
+        overrides={"datasets": ["mnist"], "data_dir": str(tmp_path), "context_dims": [1],
                    "baselines": ["logreg-converged"]},
     )  # fmt: skip
     assert res.done == res.total == 2 and not res.failed

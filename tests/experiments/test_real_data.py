@@ -77,7 +77,7 @@ def test_mnist_from_local_idx_files(tmp_path):
         progress=False,
         overrides={
             "dataset": "mnist",
-            "root": str(tmp_path),
+            "data_dir": str(tmp_path),
             "repeats": "1",
             "models": "linear",
             "components": "8",
@@ -88,6 +88,6 @@ def test_mnist_from_local_idx_files(tmp_path):
 
 
 def test_missing_files_say_where_to_put_them(tmp_path):
-    exp = RealData.from_preset("smoke", {"dataset": "fashion-mnist", "root": str(tmp_path)})
+    exp = RealData.from_preset("smoke", {"dataset": "fashion-mnist", "data_dir": str(tmp_path)})
     with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
         exp.data(0)

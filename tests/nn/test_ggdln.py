@@ -153,12 +153,12 @@ def test_kmeans_gates_are_the_nearest_centre_partition(gen):
         (dict(normalization="layer"), "`normalization`"),
         (dict(prior_var=(1.0,)), "`prior_var`"),
         (dict(prior_var=-1.0), "`prior_var`"),
-        (dict(width=(3,)), "`width`"),
+        (dict(hidden_features=(3,)), "`hidden_features`"),
         (dict(gates="pca", n_tasks=2), "`n_tasks`"),
     ],
 )
 def test_bad_arguments_are_named(kw, match):
-    args = dict(in_features=4, width=3, depth=2, n_gates=2) | kw
+    args = dict(in_features=4, hidden_features=3, depth=2, n_gates=2) | kw
     with pytest.raises(ValueError, match=match):
         GGDLN(**args)
 

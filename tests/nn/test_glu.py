@@ -64,7 +64,7 @@ def _reference(variant: str, a: np.ndarray, b: np.ndarray | None, alpha: float, 
 @pytest.mark.parametrize("variant", FFN_VARIANTS)
 def test_every_variant_equals_its_formula(variant):
     g = torch.Generator().manual_seed(0)
-    ffn = FeedForward(6, 5, variant, bias=True, beta=1.7, generator=g, dtype=torch.float64)
+    ffn = FeedForward(6, 5, variant, bias=True, scale=1.7, generator=g, dtype=torch.float64)
     if ffn.alpha is not None:
         with torch.no_grad():
             ffn.alpha.fill_(0.3)
@@ -173,8 +173,8 @@ def test_bad_arguments_are_named():
         ffn_activation("swiglu", torch.ones(2))
     with pytest.raises(ValueError, match="takes no second input"):
         ffn_activation("relu", torch.ones(2), torch.ones(2))
-    with pytest.raises(ValueError, match="`beta`"):
-        FeedForward(4, 4, beta=0.0)
+    with pytest.raises(ValueError, match="`scale`"):
+        FeedForward(4, 4, scale=0.0)
     mlp = _LlamaMLP(4, 4, True)
     mlp.down_proj = nn.Linear(4, 4, bias=False, dtype=torch.float64)
     with pytest.raises(ValueError, match="biases or none"):
@@ -205,7 +205,7 @@ def test_input_width_mismatch_names_both_widths(variant):
     ffn = FeedForward(16, 32, variant, generator=torch.Generator().manual_seed(0))
     with pytest.raises(
         ValueError,
-        match=r"FeedForward\(d_model=16\) got input with last dimension 8 \(shape \(4, 8\)\); "
+        match=r"FeedForward\(in_features=16\) got input with last dimension 8 \(shape \(4, 8\)\); "
         r"pass inputs of shape \(\.\.\., 16\)",
     ):
         ffn(torch.randn(4, 8))

@@ -72,7 +72,7 @@ def test_gibbs_sampler_agrees_with_the_theory_and_not_with_the_gp(depth, readout
         M,
         readout=readout,
         bias_std=0.5,
-        gates="ones" if M == 1 else "halfspace",
+        gates="one" if M == 1 else "halfspace",
         generator=torch.Generator().manual_seed(1),
         **kw,
     )

@@ -129,7 +129,7 @@ class ChannelReport:
 
 
 def oriented(
-    W: torch.Tensor, a: torch.Tensor, neurons, odd: bool
+    W: torch.Tensor, a: torch.Tensor, neurons, *, odd: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A group's input vectors ``(g, D)`` and output weights ``(g,)`` of one network (``W``
     ``(r, D)``, ``a`` ``(r,)``), with each member flipped ``(w, a) → (−w, −a)`` to the first
@@ -219,7 +219,7 @@ def detect_channels(
             inside = float(((dW[e, idx] @ basis) ** 2).sum() + (da[e, idx] ** 2).sum())
             frac = inside / float(total[e]) if float(total[e]) > 0 else 0.0
             pair = closest < pair_threshold and frac > update_threshold
-            Wg, ai, _ = oriented(W[e], a[e], group, odd)
+            Wg, ai, _ = oriented(W[e], a[e], group, odd=odd)
             centre = Wg.mean(0)
             offsets = Wg - centre
             v = (ai[:, None] * offsets).sum(0)

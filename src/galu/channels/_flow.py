@@ -131,7 +131,7 @@ def _check_data(E: int, Xa: torch.Tensor, y: torch.Tensor) -> None:
         )
 
 
-def _select(t: torch.Tensor, idx: torch.Tensor, per_network: bool) -> torch.Tensor:
+def _select(t: torch.Tensor, idx: torch.Tensor, *, per_network: bool) -> torch.Tensor:
     return t[idx] if per_network else t
 
 
@@ -193,7 +193,7 @@ def gradient_flow(
     bar = Progress("gradient flow", E, enabled=progress)
     while active.numel():
         th = theta[active]
-        Xs, ys = _select(Xa, active, per_x), _select(y, active, per_y)
+        Xs, ys = _select(Xa, active, per_network=per_x), _select(y, active, per_network=per_y)
         L, g, H = derivatives(th, Xs, ys, sigma, hessian=True)
         assert H is not None
         gnorm = torch.linalg.vector_norm(g, dim=1)
@@ -210,7 +210,7 @@ def gradient_flow(
             final_loss[active[done]], final_grad[active[done]] = L[done], gnorm[done]
             keep = ~stop
             active, th, L, g, H = active[keep], th[keep], L[keep], g[keep], H[keep]
-            Xs, ys = _select(Xa, active, per_x), _select(y, active, per_y)
+            Xs, ys = _select(Xa, active, per_network=per_x), _select(y, active, per_network=per_y)
             bar.advance(len(done))
             if not active.numel():
                 break

@@ -111,7 +111,7 @@ def glu_limit(
     units = []
     odd = activation(act).odd
     for ch in channels:
-        Wg, ai, _ = oriented(W, a, ch.neurons, odd)  # as detect_channels forms them
+        Wg, ai, _ = oriented(W, a, ch.neurons, odd=odd)  # as detect_channels forms them
         centre = Wg.mean(0)
         offsets = Wg - centre
         M = (ai[:, None, None] * offsets[:, :, None] * offsets[:, None, :]).sum(0)
@@ -152,7 +152,7 @@ def jump(
         )
     idx = torch.tensor(channel.neurons)
     odd = activation is not None and to_activation(activation).odd
-    Wg, ag, sign = oriented(W, a, channel.neurons, odd)
+    Wg, ag, sign = oriented(W, a, channel.neurons, odd=odd)
     centre = Wg.mean(0)
     offsets = (Wg - centre) * factor
     # Constraints B a' = b: Σ a' = c and Σ a'_k δ'_k = v (δ' the scaled offsets).

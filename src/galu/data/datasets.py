@@ -21,19 +21,21 @@ import gzip
 import math
 import os
 import random
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from galu.seeding import derive_seed
 
-__all__ = ["DATASETS", "Dataset", "load_dataset", "read_idx", "write_idx"]
+__all__ = ["DATASETS", "Dataset", "DatasetName", "load_dataset", "read_idx", "write_idx"]
 
 #: The names :func:`load_dataset` accepts.
-DATASETS: tuple[str, ...] = ("digits", "mnist1d", "mnist", "fashion-mnist", "cifar10")
+DatasetName = Literal["digits", "mnist1d", "mnist", "fashion-mnist", "cifar10"]
+DATASETS: tuple[str, ...] = typing.get_args(DatasetName)
 
 #: Image shape (channels, height, width) of each dataset's flattened inputs (None: not images).
 IMAGE_SHAPES: dict[str, tuple[int, int, int] | None] = {

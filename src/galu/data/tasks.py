@@ -10,13 +10,16 @@ statistics of the whole training split (no labels used; ``mnist`` reads the IDX 
 from __future__ import annotations
 
 import math
+import typing
+from typing import Literal
 
 import numpy as np
 import torch
 
 from galu.seeding import derive_seed, generator
 
-TASKS = ("teacher", "digits", "mnist1d", "mnist")
+TaskName = Literal["teacher", "digits", "mnist1d", "mnist"]
+TASKS: tuple[str, ...] = typing.get_args(TaskName)
 
 
 def ggdln_task(

@@ -37,7 +37,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -56,12 +56,22 @@ from galu.channels._activations import ActivationName
 from galu.channels._flow import FlowResult
 from galu.data import erf_toy, parse_target, rosenbrock, rosenbrock_grid, standardize, target_task
 from galu.experiments.base import Experiment, Row, SeedBatched, register, save_figure
-from galu.experiments.config import BaseConfig
+from galu.experiments.config import (
+    BaseConfig,
+    Bound,
+    Count,
+    Counts,
+    NonEmpty,
+    NonNegativeInt,
+    Positive,
+    PositiveFinite,
+)
 from galu.seeding import generator
 
 Optimizer = Literal["flow", "gd", "adam"]
 OPTIMIZERS: tuple[str, ...] = ("flow", "gd", "adam")
 ACTIVATION_NAMES: tuple[str, ...] = ("softplus", "erf")
+AtLeast2 = Annotated[int, Bound(ge=2)]
 
 
 @dataclass(frozen=True)
@@ -69,26 +79,14 @@ class FlowSettings(BaseConfig):
     """Training shared by the channel experiments."""
 
     optimizer: Optimizer = "flow"  # gradient flow, or full-batch gd / adam for comparison
-    norm_bound: float = 1e3  # stop the flow (and the first detection criterion) at this norm
-    gtol: float = 1e-12  # stop the flow when the gradient norm is below this (flow's default)
-    t_max: float = 1e14  # flow-time limit per network
-    max_steps: int = 20_000  # integrator steps per network
-    rtol: float = 1e-5  # local error tolerance of the adaptive step
-    lr: float = 1e-2  # gd / adam step size
-    opt_steps: int = 50_000  # gd / adam steps
-    refine_steps: int = 100  # L-BFGS iterations training each channel's GLU-limit network
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"`optimizer` (={self.optimizer!r}) must be one of {OPTIMIZERS}.")
-        for name in ("norm_bound", "gtol", "t_max", "rtol", "lr"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"`{name}` (={value!r}) must be a positive number.")
-        for name in ("max_steps", "opt_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` (={getattr(self, name)!r}) must be >= 1.")
+    norm_bound: PositiveFinite = 1e3  # stop the flow (and detection criterion 1) at this norm
+    gtol: PositiveFinite = 1e-12  # stop the flow below this gradient norm
+    t_max: PositiveFinite = 1e14  # flow-time limit per network
+    max_steps: Count = 20_000  # integrator steps per network
+    rtol: PositiveFinite = 1e-5  # local error tolerance of the adaptive step
+    lr: PositiveFinite = 1e-2  # gd / adam step size
+    opt_steps: Count = 50_000  # gd / adam steps
+    refine_steps: NonNegativeInt = 100  # L-BFGS iterations per GLU-limit network
 
     def flow_kwargs(self, **overrides: float) -> dict[str, Any]:
         """The ``gradient_flow`` settings of this config (``overrides`` replace some)."""
@@ -146,18 +144,11 @@ def _train_seeds(
 class ToyConfig(FlowSettings):
     """The paper's 2-D toy (log-Rosenbrock target on a grid)."""
 
-    grid_side: int = 30  # grid points per axis (the paper: 100, i.e. 10⁴ points)
-    widths: tuple[int, ...] = (1, 2, 3, 4, 5)  # hidden units r
+    grid_side: AtLeast2 = 30  # grid points per axis (the paper: 100, i.e. 10⁴ points)
+    widths: Counts = (1, 2, 3, 4, 5)  # hidden units r
     activation: ActivationName = "sigmoid4-softplus"  # σ of the toy: σ(4x) + softplus(x)
-    repeats: int = 24  # initialisations per width (the paper: 50·2^r)
-    max_steps: int = 5_000  # a network still moving after this many steps is "undecided"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.grid_side < 2:
-            raise ValueError(f"`grid_side` (={self.grid_side!r}) must be >= 2.")
-        if not self.widths or any(r < 1 for r in self.widths):
-            raise ValueError(f"`widths` (={self.widths!r}) must list integers >= 1.")
+    repeats: Count = 24  # initialisations per width (the paper: 50·2^r)
+    max_steps: Count = 5_000  # a network still moving after this many steps is "undecided"
 
 
 def toy_data(side: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,20 +231,16 @@ class ChannelsToy(SeedBatched):
 class SweepConfig(FlowSettings):
     """The paper's sweep over input dimension, width, activation and target roughness."""
 
-    dims: tuple[int, ...] = (2, 4)  # input dimensions d
-    widths: tuple[int, ...] = (2, 4)  # hidden units r
+    dims: Annotated[tuple[AtLeast2, ...], NonEmpty] = (2, 4)  # input dimensions d
+    widths: Counts = (2, 4)  # hidden units r
     activations: tuple[str, ...] = ACTIVATION_NAMES
     targets: tuple[str, ...] = ("rosenbrock", "matern-0.1", "matern-0.5", "matern-2", "matern-10")
-    n: int = 256  # training inputs, uniform in [−2, 2]^d
-    repeats: int = 10  # initialisations per configuration (the paper: 50)
-    max_steps: int = 10_000  # a network still moving after this many steps is "undecided"
+    n: AtLeast2 = 256  # training inputs, uniform in [−2, 2]^d
+    repeats: Count = 10  # initialisations per configuration (the paper: 50)
+    max_steps: Count = 10_000  # a network still moving after this many steps is "undecided"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.dims or any(d < 2 for d in self.dims):
-            raise ValueError(f"`dims` (={self.dims!r}) must list integers >= 2.")
-        if not self.widths or any(r < 1 for r in self.widths):
-            raise ValueError(f"`widths` (={self.widths!r}) must list integers >= 1.")
         bad = [a for a in self.activations if a not in ACTIVATION_NAMES]
         if bad or not self.activations:
             raise ValueError(
@@ -261,8 +248,6 @@ class SweepConfig(FlowSettings):
             )
         for t in self.targets:
             parse_target(t)
-        if self.n < 2:
-            raise ValueError(f"`n` (={self.n!r}) must be >= 2.")
 
 
 def sweep_data(d: int, n: int, target: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -418,13 +403,8 @@ def _roughness_order(target: str) -> tuple[int, float]:
 class ErfConfig(FlowSettings):
     """Two erf neurons without biases; the target's optimum lies at infinity."""
 
-    n: int = 201  # inputs on a uniform grid over [−3, 3]
-    repeats: int = 8
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n < 2:
-            raise ValueError(f"`n` (={self.n!r}) must be >= 2.")
+    n: AtLeast2 = 201  # inputs on a uniform grid over [−3, 3]
+    repeats: Count = 8
 
 
 def erf_init(seed: int) -> torch.Tensor:
@@ -547,21 +527,13 @@ class ChannelsErf(SeedBatched):
 class JumpConfig(FlowSettings):
     """The jump procedure on a Rosenbrock network of softplus units."""
 
-    d: int = 8  # input dimension (the paper: 8)
-    r: int = 8  # hidden units (the paper: 8)
-    n: int = 256  # training inputs, uniform in [−2, 2]^d
-    jumps: int = 6  # halvings of ε
-    jump_time: float = 1e4  # flow time after each halving (transients relax; ε barely moves)
-    search: int = 32  # initialisations tried to find a network ending in a channel
-    repeats: int = 1
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("d", "r", "n", "jumps", "search"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` (={getattr(self, name)!r}) must be >= 1.")
-        if not self.jump_time > 0:
-            raise ValueError(f"`jump_time` (={self.jump_time!r}) must be > 0.")
+    d: Count = 8  # input dimension (the paper: 8)
+    r: Count = 8  # hidden units (the paper: 8)
+    n: Count = 256  # training inputs, uniform in [−2, 2]^d
+    jumps: Count = 6  # halvings of ε
+    jump_time: Positive = 1e4  # flow time after each halving (transients relax; ε barely moves)
+    search: Count = 32  # initialisations tried to find a network ending in a channel
+    repeats: Count = 1
 
 
 @register

@@ -1,16 +1,133 @@
-"""Typed experiment configs: presets, ``key=value`` overrides, and clear errors for bad keys."""
+"""Typed experiment configs: presets, ``key=value`` overrides, and clear errors for bad keys.
+
+A field's type says what it accepts, its constraints included: ``steps: Count`` (an integer
+>= 1), ``lr: Positive``, ``k: Counts`` (a non-empty list of integers >= 1), ``gates: GateFamily``
+(a ``Literal``). Everything declared is checked when the config is built, before a run
+directory is written; ``__post_init__`` keeps only the checks that relate several fields.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """A numeric constraint declared in a field's type: ``Annotated[int, Bound(ge=1)]``.
+
+    ``ge``/``gt`` and ``le``/``lt`` are inclusive/exclusive bounds; ``finite`` also refuses
+    ``inf`` and ``nan``. On a list type's items it constrains every item.
+    """
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    finite: bool = False
+
+    def ok(self, v: float) -> bool:
+        return (
+            (not self.finite or math.isfinite(v))
+            and (self.ge is None or v >= self.ge)
+            and (self.gt is None or v > self.gt)
+            and (self.le is None or v <= self.le)
+            and (self.lt is None or v < self.lt)
+        )
+
+    def describe(self, tp: Any = float, *, plural: bool = False) -> str:
+        """``>= 1``, ``a finite number > 0``, ``integers >= 1``, ``values in [0, 2]``..."""
+        lo = (f"[{self.ge:g}" if self.ge is not None else f"({self.gt:g}" if self.gt is not None
+              else None)  # fmt: skip
+        hi = (f"{self.le:g}]" if self.le is not None else f"{self.lt:g})" if self.lt is not None
+              else None)  # fmt: skip
+        if lo and hi:
+            text = f"in {lo}, {hi}"
+        elif lo:
+            text = (">= " if lo[0] == "[" else "> ") + lo[1:]
+        else:
+            text = ("<= " if hi and hi[-1] == "]" else "< ") + (hi or "")[:-1]
+        noun = "integers" if tp is int else "numbers"
+        if plural:
+            return f"{'finite ' if self.finite else ''}{noun if lo and not hi else 'values'} {text}"
+        return f"a finite number {text}" if self.finite else text
+
+
+class NonEmpty:
+    """Marks a list field that must name at least one value: ``Annotated[tuple[...], NonEmpty]``."""
+
+
+# The constraints fields use most; a field with its own range declares a Bound in its type.
+Count = Annotated[int, Bound(ge=1)]
+NonNegativeInt = Annotated[int, Bound(ge=0)]
+Positive = Annotated[float, Bound(gt=0)]
+PositiveFinite = Annotated[float, Bound(gt=0, finite=True)]
+NonNegativeFinite = Annotated[float, Bound(ge=0, finite=True)]
+Fraction = Annotated[float, Bound(gt=0, lt=1)]
+Probability = Annotated[float, Bound(ge=0, le=1)]
+_T = typing.TypeVar("_T")
+Some = Annotated[tuple[_T, ...], NonEmpty]  # ``Some[Model]``: a non-empty list of choices
+Counts = Some[Count]
+Positives = Some[Positive]
+
+
+def _annotated(tp: Any) -> tuple[Any, tuple[Any, ...]]:
+    """``Annotated[T, *meta]`` → ``(T, meta)``; any other type → ``(tp, ())``."""
+    if typing.get_origin(tp) is Annotated:
+        base, *meta = typing.get_args(tp)
+        return base, tuple(meta)
+    return tp, ()
+
+
+def check_declared(config: Any) -> None:
+    """Raise ValueError naming the first field of ``config`` that breaks a declared constraint
+    (a :class:`Bound`, :class:`NonEmpty`, or a ``Literal`` choice)."""
+    hints = typing.get_type_hints(type(config), include_extras=True)
+    for f in dataclasses.fields(config):
+        _check_value(f.name, hints[f.name], getattr(config, f.name))
+
+
+def _check_value(name: str, tp: Any, value: Any) -> None:
+    base, meta = _annotated(tp)
+    origin = typing.get_origin(base)
+    if value is None:
+        return
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(base):
+            if arg is not type(None):
+                _check_value(name, arg, value)
+        return
+    if origin in (tuple, list):
+        item_base, item_meta = _annotated(typing.get_args(base)[0])
+        if NonEmpty in meta and not value:
+            choices = typing.get_args(item_base) if typing.get_origin(item_base) is typing.Literal \
+                else None  # fmt: skip
+            hint = f"choose from {choices}" if choices else "list at least one value"
+            raise ValueError(f"`{name}` is empty; {hint}.")
+        for bound in (m for m in item_meta if isinstance(m, Bound)):
+            if not all(bound.ok(v) for v in value):
+                raise ValueError(
+                    f"`{name}` (={value!r}) must list {bound.describe(item_base, plural=True)}."
+                )
+        if typing.get_origin(item_base) is typing.Literal:
+            choices = typing.get_args(item_base)
+            bad = [v for v in value if v not in choices]
+            if bad:
+                raise ValueError(f"`{name}` has {bad[0]!r}; valid: {choices}.")
+        return
+    if typing.get_origin(base) is typing.Literal and value not in typing.get_args(base):
+        raise ValueError(f"`{name}` (={value!r}) must be one of {typing.get_args(base)}.")
+    for bound in (m for m in meta if isinstance(m, Bound)):
+        if not bound.ok(value):
+            raise ValueError(f"`{name}` (={value!r}) must be {bound.describe(base)}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,14 +139,11 @@ class BaseConfig:
         repeats: independent repeats (seeds) per grid point.
     """
 
-    seed: int = 0
-    repeats: int = 1
+    seed: NonNegativeInt = 0
+    repeats: Count = 1
 
     def __post_init__(self) -> None:
-        if self.seed < 0:
-            raise ValueError(f"`seed` (={self.seed!r}) must be >= 0.")
-        if self.repeats < 1:
-            raise ValueError(f"`repeats` (={self.repeats!r}) must be >= 1.")
+        check_declared(self)
         # Local inputs are checked here, before a run directory is written: a typo would
         # otherwise fail every point and the corrected command would be a "different run".
         for name, is_kind, kind in (("data_dir", Path.is_dir, "directory"),
@@ -197,6 +311,25 @@ def parse_overrides(items: list[str] | None) -> dict[str, str]:
 
 
 def _type_name(tp: Any) -> str:
+    return _plain_type_name(_annotated(tp)[0])
+
+
+def constraint_text(tp: Any) -> str:
+    """What a field's declared constraints accept, in words (``>= 1``; ``non-empty, each >= 1``);
+    empty when it declares none."""
+    base, meta = _annotated(tp)
+    if typing.get_origin(base) in (typing.Union, types.UnionType):
+        parts = [constraint_text(a) for a in typing.get_args(base) if a is not type(None)]
+        return "; ".join(p for p in parts if p)
+    if typing.get_origin(base) in (tuple, list):
+        item_base, item_meta = _annotated(typing.get_args(base)[0])
+        parts = ["non-empty"] if NonEmpty in meta else []
+        parts += [f"each {b.describe(item_base)}" for b in item_meta if isinstance(b, Bound)]
+        return ", ".join(parts)
+    return ", ".join(b.describe(base) for b in meta if isinstance(b, Bound))
+
+
+def _plain_type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
         return " | ".join(repr(a) for a in typing.get_args(tp))
@@ -240,7 +373,9 @@ def config_table(cls: Any, preset: str) -> Any:
     defaults = cls.Config()
     comments = _field_comments(cls.Config)
     rows = []
-    for name, tp in _field_types(cls.Config).items():
+    hints = typing.get_type_hints(cls.Config, include_extras=True)
+    for name in _field_types(cls.Config):
+        tp = hints[name]
         value, default = getattr(config, name), getattr(defaults, name)
 
         def show(v: Any) -> str:
@@ -252,6 +387,7 @@ def config_table(cls: Any, preset: str) -> Any:
                 "type": _type_name(tp),
                 f"value ({preset})": show(value),
                 "default": show(default),
+                "valid": constraint_text(tp),
                 "description": comments.get(name, ""),
             }
         )

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from galu.experiments.base import Experiment, Row, plot_mean_sd, register, save_figure
-from galu.experiments.config import BaseConfig
+from galu.experiments.config import BaseConfig, Count, Counts, Positive
 from galu.nn import DGN
 from galu.paths import model_path_kernel
 from galu.seeding import derive_seed, generator
@@ -41,23 +41,13 @@ METRICS = ("eig_min", "eig_max", "cond", "offdiag", "diag_cv", "train_loss")
 class DGNDepthConfig(BaseConfig):
     """Data size, widths and depths, and the training budget."""
 
-    m: int = 256  # training samples
-    d: int = 16  # input dimension
-    width: int = 32  # units per gated layer
-    depths: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 48)
-    steps: int = 100  # full-batch Adam steps on the value network
-    lr: float = 1e-3
-    repeats: int = 3
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for key in ("m", "d", "width", "steps"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"`{key}` (={getattr(self, key)!r}) must be >= 1.")
-        if not self.depths or any(v < 1 for v in self.depths):
-            raise ValueError(f"`depths` (={self.depths!r}) must list integers >= 1.")
-        if not self.lr > 0:
-            raise ValueError(f"`lr` (={self.lr!r}) must be > 0.")
+    m: Count = 256  # training samples
+    d: Count = 16  # input dimension
+    width: Count = 32  # units per gated layer
+    depths: Counts = (1, 2, 4, 8, 16, 32, 48)
+    steps: Count = 100  # full-batch Adam steps on the value network
+    lr: Positive = 1e-3
+    repeats: Count = 3
 
 
 PRESETS: dict[str, dict[str, Any]] = {

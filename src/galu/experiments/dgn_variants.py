@@ -19,14 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import torch
 
-from galu.data import DATASETS, IMAGE_SHAPES, Dataset, load_dataset
+from galu.data import IMAGE_SHAPES, Dataset, DatasetName, load_dataset
 from galu.experiments.base import Experiment, Row, register, save_figure
-from galu.experiments.config import BaseConfig
+from galu.experiments.config import BaseConfig, Count, Counts, Fraction, Positives
 from galu.nn import DGN
 from galu.seeding import generator
 from galu.train import fit_classifier
@@ -40,36 +40,25 @@ VARIANTS: tuple[str, ...] = (
 class DGNVariantsConfig(BaseConfig):
     """Data, architecture, variants and the training budget."""
 
-    dataset: str = "digits"
+    dataset: DatasetName = "digits"
     data_dir: str | None = None  # directory of local MNIST/Fashion-MNIST/CIFAR-10 files
-    arch: str = "fc"
-    widths: tuple[int, ...] = (128, 128, 128)
+    arch: Literal["fc", "conv"] = "fc"
+    widths: Counts = (128, 128, 128)
     variants: tuple[str, ...] = VARIANTS
-    lrs: tuple[float, ...] = (1e-3, 3e-3)
-    steps: int = 2000
-    batch_size: int = 32
-    eval_every: int = 100  # steps between validation evaluations
-    val_fraction: float = 0.1
-    repeats: int = 5
+    lrs: Positives = (1e-3, 3e-3)
+    steps: Count = 2000
+    batch_size: Count = 32
+    eval_every: Count = 100  # steps between validation evaluations
+    val_fraction: Fraction = 0.1
+    repeats: Count = 5
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.dataset not in DATASETS:
-            raise ValueError(f"`dataset` (={self.dataset!r}) must be one of {DATASETS}.")
-        if self.arch not in ("fc", "conv"):
-            raise ValueError(f"`arch` (={self.arch!r}) must be 'fc' or 'conv'.")
         if self.arch == "conv" and IMAGE_SHAPES[self.dataset] is None:
             raise ValueError(f"`arch='conv'` needs an image data set; {self.dataset!r} is not one.")
         bad = [v for v in self.variants if v not in VARIANTS]
         if bad or not self.variants:
             raise ValueError(f"`variants` (={self.variants!r}) must list some of {VARIANTS}.")
-        if not self.widths or any(w < 1 for w in self.widths):
-            raise ValueError(f"`widths` (={self.widths!r}) must list integers >= 1.")
-        if not self.lrs or any(not lr > 0 for lr in self.lrs):
-            raise ValueError(f"`lrs` (={self.lrs!r}) must list positive learning rates.")
-        for key in ("steps", "batch_size", "eval_every"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"`{key}` (={getattr(self, key)!r}) must be >= 1.")
 
 
 PRESETS: dict[str, dict[str, Any]] = {

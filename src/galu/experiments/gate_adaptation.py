@@ -27,41 +27,29 @@ import pandas as pd
 import torch
 
 from galu.analysis import flipped_fraction, kernel_alignment, label_kernel
-from galu.data import DATASETS, load_dataset
+from galu.data import DatasetName, load_dataset
 from galu.experiments.base import Experiment, Row, plot_mean_sd, register, save_figure
-from galu.experiments.config import BaseConfig
+from galu.experiments.config import BaseConfig, Count, Counts, Fraction, Positive
 from galu.kernels import path_kernel
 from galu.nn import DGN
 from galu.seeding import generator
-from galu.train import accuracy, fit_classifier
+from galu.train import accuracy, fit_classifier, minibatch_epochs
 
 
 @dataclass(frozen=True)
 class GateAdaptationConfig(BaseConfig):
-    dataset: str = "digits"
+    dataset: DatasetName = "digits"
     data_dir: str | None = None  # directory of local MNIST / Fashion-MNIST IDX files
-    widths: tuple[int, ...] = (128, 128, 128)
-    epochs: int = 30  # ReLU training epochs
-    every: int = 5  # checkpoint spacing (epochs)
-    lr: float = 1e-3
-    batch_size: int = 32
-    probe: int = 500  # training points for the path-kernel alignment
-    value_steps: int = 1500  # steps to train each FLNPF value network
-    value_lr: float = 3e-3
-    val_fraction: float = 0.1
-    repeats: int = 3
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.dataset not in DATASETS:
-            raise ValueError(f"`dataset` (={self.dataset!r}) must be one of {DATASETS}.")
-        for key in ("epochs", "every", "batch_size", "probe", "value_steps"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"`{key}` (={getattr(self, key)!r}) must be >= 1.")
-        if not self.widths or any(w < 1 for w in self.widths):
-            raise ValueError(f"`widths` (={self.widths!r}) must list integers >= 1.")
-        if not (self.lr > 0 and self.value_lr > 0):
-            raise ValueError("`lr` and `value_lr` must be > 0.")
+    widths: Counts = (128, 128, 128)
+    epochs: Count = 30  # ReLU training epochs
+    every: Count = 5  # checkpoint spacing (epochs)
+    lr: Positive = 1e-3
+    batch_size: Count = 32
+    probe: Count = 500  # training points for the path-kernel alignment
+    value_steps: Count = 1500  # steps to train each FLNPF value network
+    value_lr: Positive = 3e-3
+    val_fraction: Fraction = 0.1
+    repeats: Count = 3
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -116,20 +104,20 @@ class GateAdaptation(Experiment):
                                      eval_every=max(1, c.value_steps // 15))  # fmt: skip
             rows.append(dict(epoch=epoch, layer=0, metric="npf_test", value=metrics["test_acc"]))
 
-        checkpoint(0)
-        opt = torch.optim.Adam(net.parameters(), lr=c.lr)
-        gen = generator(seed, "batches")
-        m = ds.X_train.shape[0]
-        for epoch in range(1, c.epochs + 1):
-            perm = torch.randperm(m, generator=gen)
-            for start in range(0, m, c.batch_size):
-                idx = perm[start : start + c.batch_size]
-                loss = torch.nn.functional.cross_entropy(net(ds.X_train[idx]), ds.y_train[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+        def after_epoch(epoch: int) -> None:
             if epoch % c.every == 0 or epoch == c.epochs:
                 checkpoint(epoch)
+
+        checkpoint(0)
+        minibatch_epochs(
+            torch.optim.Adam(net.parameters(), lr=c.lr),
+            lambda idx: torch.nn.functional.cross_entropy(net(ds.X_train[idx]), ds.y_train[idx]),
+            ds.X_train.shape[0],
+            epochs=c.epochs,
+            batch_size=c.batch_size,
+            generator=generator(seed, "batches"),
+            after_epoch=after_epoch,
+        )
         return rows
 
     def summarize(self, table: pd.DataFrame) -> pd.DataFrame:

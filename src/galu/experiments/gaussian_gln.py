@@ -24,10 +24,11 @@ import torch
 from torch import nn
 
 from galu.experiments.base import Experiment, Row, plot_mean_sd, register, save_figure
-from galu.experiments.config import BaseConfig
-from galu.experiments.gln import _check_positive, _check_sizes, _mean_table, _plt
+from galu.experiments.config import BaseConfig, Count, Counts, NonNegativeInt, Positive, Positives
+from galu.experiments.gln import _check_sizes, _mean_table, _plt
 from galu.gln import GaussianGLN, HalfSpaces
 from galu.seeding import derive_seed, generator
+from galu.train import minibatch_epochs
 
 UNGUARDED = 1e30
 
@@ -36,33 +37,21 @@ UNGUARDED = 1e30
 class GGLNRegressionConfig(BaseConfig):
     """The GGLN, its step sizes, and the baselines' budgets."""
 
-    layer_sizes: tuple[int, ...] = (32, 32, 1)
-    context_dim: int = 4
-    lr: float = 0.003  # diabetes and the stream (0.01 diverges: see divergence_lrs)
-    passes: int = 10  # over diabetes' 353 training examples
-    stream: int = 20000  # heteroscedastic stream length
-    offset_scale: float = 1.0  # hyperplane offsets ~ N(0, offset_scale²) (DeepMind: 0.05)
-    divergence_lrs: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1)
-    mlp_hidden: int = 64
-    mlp_steps: int = 500  # full-batch Adam steps (weight decay 1e-3)
-    mlp_lr: float = 1e-3
-    mean_bound: float = 10.0  # the guard (targets are standardised)
+    layer_sizes: Counts = (32, 32, 1)
+    context_dim: NonNegativeInt = 4
+    lr: Positive = 0.003  # diabetes and the stream (0.01 diverges: see divergence_lrs)
+    passes: Count = 10  # over diabetes' 353 training examples
+    stream: Count = 20000  # heteroscedastic stream length
+    offset_scale: Positive = 1.0  # hyperplane offsets ~ N(0, offset_scale²) (DeepMind: 0.05)
+    divergence_lrs: Positives = (0.001, 0.003, 0.01, 0.03, 0.1)
+    mlp_hidden: Count = 64
+    mlp_steps: Count = 500  # full-batch Adam steps (weight decay 1e-3)
+    mlp_lr: Positive = 1e-3
+    mean_bound: Positive = 10.0  # the guard (targets are standardised)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_sizes(self.layer_sizes)
-        _check_positive(
-            self,
-            "lr",
-            "passes",
-            "stream",
-            "offset_scale",
-            "divergence_lrs",
-            "mlp_hidden",
-            "mlp_steps",
-            "mlp_lr",
-            "mean_bound",
-        )
 
 
 def diabetes(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -159,10 +148,14 @@ class GGLNRegression(Experiment):
             ).double()
             opt = torch.optim.Adam(net.parameters(), lr=c.mlp_lr, weight_decay=1e-3)
             Xa, ya = torch.from_numpy(X), torch.from_numpy(y)
-            for _ in range(c.mlp_steps):
-                opt.zero_grad()
-                ((net(Xa)[:, 0] - ya) ** 2).mean().backward()
-                opt.step()
+            minibatch_epochs(  # full batch: one step per epoch
+                opt,
+                lambda _: ((net(Xa)[:, 0] - ya) ** 2).mean(),
+                len(ya),
+                epochs=c.mlp_steps,
+                batch_size=len(ya),
+                shuffle=False,
+            )
             with torch.no_grad():
                 pred = net(torch.from_numpy(Xt))[:, 0].numpy()
             return [dict(metric="test_mse", value=float(((pred - yt) ** 2).mean()))]

@@ -19,17 +19,23 @@ best possible test MSE is ``σ_y²``; the best possible test error is ``σ_y/2``
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 import torch
 
 from galu.data.synthetic import clustered_task
 from galu.experiments.base import Row, SeedBatched, plot_mean_sd, register, save_figure
-from galu.experiments.config import BaseConfig
+from galu.experiments.config import (
+    BaseConfig,
+    Bound,
+    Count,
+    NonNegativeFinite,
+    Positive,
+    Some,
+)
 from galu.nn import DeepGaLU, ReLUNet, ShallowGaLU
 from galu.seeding import derive_seed, generator
 from galu.solvers import ridge_path, sample_gate_vectors
@@ -37,6 +43,7 @@ from galu.train import train_ensemble
 from galu.train._trainer import Loss
 
 Task = Literal["regression", "classification"]
+NoiseLevel = Annotated[float, Bound(ge=0, le=2)]
 Model = Literal["relu", "galu", "galu-readout", "galu-exact"]
 MODELS: tuple[str, ...] = ("relu", "galu", "galu-readout", "galu-exact")
 
@@ -45,33 +52,19 @@ MODELS: tuple[str, ...] = ("relu", "galu", "galu-readout", "galu-exact")
 class GeneralizationConfig(BaseConfig):
     """Task, noise grid, width and training budget."""
 
-    tasks: tuple[Task, ...] = ("regression", "classification")
-    noise: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # label noise σ_y
-    models: tuple[Model, ...] = ("relu", "galu", "galu-exact")
-    m_train: int = 1000  # training samples
-    m_test: int = 9000  # test samples
-    d: int = 30  # input dimension
-    centres: int = 30  # cluster centres
-    k: int = 30  # hidden width
-    steps: int = 3000  # Adam steps
-    lr: float = 1e-2  # Adam learning rate
-    batch_size: int = 128  # minibatch size
-    ridges: tuple[float, ...] = (0.0, 1e-3, 1e-2, 0.1, 1.0, 10.0)  # ridge path of galu-exact
-    repeats: int = 3  # seeds
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("m_train", "m_test", "d", "centres", "k", "steps", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` (={getattr(self, name)!r}) must be >= 1.")
-        if not self.noise or any(not (0 <= s <= 2) for s in self.noise):
-            raise ValueError(f"`noise` (={self.noise!r}) must list values in [0, 2].")
-        if not self.ridges or any(not (math.isfinite(r) and r >= 0) for r in self.ridges):
-            raise ValueError(f"`ridges` (={self.ridges!r}) must list finite values >= 0.")
-        if not self.tasks or not self.models:
-            raise ValueError("`tasks` and `models` must not be empty.")
-        if not self.lr > 0:
-            raise ValueError(f"`lr` (={self.lr!r}) must be > 0.")
+    tasks: Some[Task] = ("regression", "classification")
+    noise: Some[NoiseLevel] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # label noise σ_y
+    models: Some[Model] = ("relu", "galu", "galu-exact")
+    m_train: Count = 1000  # training samples
+    m_test: Count = 9000  # test samples
+    d: Count = 30  # input dimension
+    centres: Count = 30  # cluster centres
+    k: Count = 30  # hidden width
+    steps: Count = 3000  # Adam steps
+    lr: Positive = 1e-2  # Adam learning rate
+    batch_size: Count = 128  # minibatch size
+    ridges: Some[NonNegativeFinite] = (0.0, 1e-3, 1e-2, 0.1, 1.0, 10.0)  # ridge path of galu-exact
+    repeats: Count = 3  # seeds
 
 
 PRESETS: dict[str, dict[str, Any]] = {

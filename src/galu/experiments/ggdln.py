@@ -26,9 +26,10 @@ IDX files from ``data_dir``), then ``P`` training and ``P_test`` test examples d
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -36,9 +37,17 @@ import torch
 
 from galu.analysis import evaluate_ggdln as evaluate
 from galu.analysis._ggdln import METRICS, diagnostic_rows, source_rows
-from galu.data.tasks import TASKS, ggdln_task
+from galu.data.tasks import TaskName, ggdln_task
 from galu.experiments.base import Experiment, Row, register, save_figure
-from galu.experiments.config import BaseConfig
+from galu.experiments.config import (
+    BaseConfig,
+    Count,
+    Counts,
+    NonNegativeFinite,
+    Positive,
+    Positives,
+    Probability,
+)
 from galu.nn import GGDLN
 from galu.nn._ggdln import GateFamily, Readout
 from galu.seeding import derive_seed, generator
@@ -48,45 +57,31 @@ from galu.train import (
     relu_forward,
 )
 
-SAMPLERS = ("gibbs", "langevin", "none")
+Sampler = Literal["gibbs", "langevin", "none"]
+SAMPLERS: tuple[str, ...] = typing.get_args(Sampler)
 
 
 @dataclass(frozen=True)
 class GGDLNBaseConfig(BaseConfig):
     """Task, network, posterior and sampler settings shared by the GGDLN experiments."""
 
-    task: str = "teacher"
+    task: TaskName = "teacher"
     data_dir: str | None = None  # IDX files for task=mnist
-    P: int = 40  # training examples
-    P_test: int = 200
-    N0: int = 30  # input dimension (teacher) or PCA components (real data)
-    noise: float = 0.1  # teacher label noise σ₀
-    gamma: float = 0.5  # template task: test-input noise level γ
-    width: int = 32
-    depth: int = 2
-    n_gates: int = 4
+    P: Count = 40  # training examples
+    P_test: Count = 200
+    N0: Count = 30  # input dimension (teacher) or PCA components (real data)
+    noise: NonNegativeFinite = 0.1  # teacher label noise σ₀
+    gamma: Probability = 0.5  # template task: test-input noise level γ
+    width: Count = 32
+    depth: Count = 2
+    n_gates: Count = 4
     gates: GateFamily = "halfspace"
     readout: Readout = "gated"
-    prior_var: float = 0.2  # σ² for every layer (the L2 strength is T/σ²)
-    temperature: float = 0.01
-    sampler: str = "gibbs"
-    chains: int = 16
-    sweeps: int = 400  # Gibbs sweeps (Langevin steps for sampler=langevin)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.task not in TASKS:
-            raise ValueError(f"`task` (={self.task!r}) must be one of {TASKS}.")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"`sampler` (={self.sampler!r}) must be one of {SAMPLERS}.")
-        for key in ("P", "P_test", "N0", "width", "depth", "n_gates", "chains", "sweeps"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"`{key}` (={getattr(self, key)!r}) must be >= 1.")
-        for key in ("prior_var", "temperature"):
-            if not getattr(self, key) > 0:
-                raise ValueError(f"`{key}` (={getattr(self, key)!r}) must be > 0.")
-        if not 0 <= self.gamma <= 1:
-            raise ValueError(f"`gamma` (={self.gamma!r}) must be in [0, 1].")
+    prior_var: Positive = 0.2  # σ² for every layer (the L2 strength is T/σ²)
+    temperature: Positive = 0.01
+    sampler: Sampler = "gibbs"
+    chains: Count = 16
+    sweeps: Count = 400  # Gibbs sweeps (Langevin steps for sampler=langevin)
 
     def data(self, seed: int, P: int | None = None, teacher_seed: int | None = None):
         return ggdln_task(
@@ -102,16 +97,9 @@ class GGDLNBaseConfig(BaseConfig):
         )
 
 
-def _check_counts(key: str, values: tuple[Any, ...], positive: type = int) -> None:
-    if not values or any(not isinstance(v, int | float) or v <= 0 for v in values):
-        raise ValueError(f"`{key}` (={values!r}) must be a non-empty list of positive numbers.")
-    if positive is int and any(isinstance(v, float) and not v.is_integer() for v in values):
-        raise ValueError(f"`{key}` (={values!r}) must list integers.")
-
-
 def _net(c: GGDLNBaseConfig, seed: int, *keys: Any, **kw: Any) -> GGDLN:
     args: dict[str, Any] = dict(
-        width=c.width,
+        hidden_features=c.width,
         depth=c.depth,
         n_gates=c.n_gates,
         gates=c.gates,
@@ -229,21 +217,18 @@ class GGDLNCurvesConfig(GGDLNBaseConfig):
     """One curve per axis, the other settings at their base values."""
 
     axes: tuple[str, ...] = AXES
-    widths: tuple[int, ...] = (8, 16, 32, 64, 128)
-    depths: tuple[int, ...] = (1, 2, 3, 4)
-    prior_vars: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
-    gate_counts: tuple[int, ...] = (1, 2, 4, 8)
+    widths: Counts = (8, 16, 32, 64, 128)
+    depths: Counts = (1, 2, 3, 4)
+    prior_vars: Positives = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+    gate_counts: Counts = (1, 2, 4, 8)
     relu: bool = True  # on the n_gates axis, sample a ReLU network of the same width too
-    relu_steps: int = 3000
+    relu_steps: Count = 3000
 
     def __post_init__(self) -> None:
         super().__post_init__()
         bad = [a for a in self.axes if a not in AXES]
         if not self.axes or bad:
             raise ValueError(f"`axes` (={self.axes!r}) must list some of {AXES}.")
-        for key in ("widths", "depths", "gate_counts"):
-            _check_counts(key, getattr(self, key))
-        _check_counts("prior_vars", self.prior_vars, float)
 
 
 CURVES_PRESETS: dict[str, dict[str, Any]] = {
@@ -307,7 +292,7 @@ class GGDLNCurves(Experiment):
         c = self.config
         axis, x = params["axis"], params["x"]
         X, y, Xt, yt = c.data(seed)
-        kw: dict[str, Any] = {axis: x}
+        kw: dict[str, Any] = {"hidden_features" if axis == "width" else axis: x}
         net = _net(c, seed, **kw)  # same gate vectors along an axis: smooth curves
         rows = evaluate(
             net,
@@ -415,21 +400,20 @@ GATE_KINDS = ("halfspace", "pca", "kmeans")
 class GateLearningConfig(GGDLNBaseConfig):
     """Random vs unsupervised-learned gates over training-set sizes."""
 
-    task: str = "digits"
-    N0: int = 20
+    task: TaskName = "digits"
+    N0: Count = 20
     gate_kinds: tuple[str, ...] = GATE_KINDS
-    sizes: tuple[int, ...] = (20, 40, 80)
-    depth: int = 1
-    n_gates: int = 4
-    prior_var: float = 1.0
-    temperature: float = 0.05
+    sizes: Counts = (20, 40, 80)
+    depth: Count = 1
+    n_gates: Count = 4
+    prior_var: Positive = 1.0
+    temperature: Positive = 0.05
 
     def __post_init__(self) -> None:
         super().__post_init__()
         bad = [k for k in self.gate_kinds if k not in GATE_KINDS]
         if not self.gate_kinds or bad:
             raise ValueError(f"`gate_kinds` (={self.gate_kinds!r}) must list some of {GATE_KINDS}.")
-        _check_counts("sizes", self.sizes)
 
 
 GATE_PRESETS: dict[str, dict[str, Any]] = {
@@ -503,23 +487,22 @@ class GGDLNGateLearning(Experiment):
 class MultitaskConfig(GGDLNBaseConfig):
     """Tasks = the base task with its inputs permuted; P examples per task."""
 
-    task: str = "teacher"
-    N0: int = 20
-    P: int = 30
-    P_test: int = 100
-    task_counts: tuple[int, ...] = (1, 2, 4, 8)
+    task: TaskName = "teacher"
+    N0: Count = 20
+    P: Count = 30
+    P_test: Count = 100
+    task_counts: Counts = (1, 2, 4, 8)
     gatings: tuple[str, ...] = ("shared", "task")
-    depth: int = 1
-    n_gates: int = 8
-    prior_var: float = 1.0
-    temperature: float = 0.05
+    depth: Count = 1
+    n_gates: Count = 8
+    prior_var: Positive = 1.0
+    temperature: Positive = 0.05
 
     def __post_init__(self) -> None:
         super().__post_init__()
         bad = [g for g in self.gatings if g not in ("shared", "task")]
         if not self.gatings or bad:
             raise ValueError(f"`gatings` (={self.gatings!r}) must list 'shared' and/or 'task'.")
-        _check_counts("task_counts", self.task_counts)
 
 
 MULTI_PRESETS: dict[str, dict[str, Any]] = {

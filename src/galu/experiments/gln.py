@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import itertools
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -34,11 +35,23 @@ import torch
 from torch import nn
 
 from galu.experiments.base import Experiment, Row, plot_mean_sd, register, save_figure
-from galu.experiments.config import BaseConfig
+from galu.experiments.config import (
+    BaseConfig,
+    Bound,
+    Count,
+    Counts,
+    NonNegativeInt,
+    Positive,
+    Positives,
+    Some,
+)
 from galu.gln import BernoulliGLN, LearningRate
 from galu.seeding import derive_seed, generator
+from galu.train import minibatch_epochs
 
-DATASETS = ("digits", "mnist1d", "mnist", "fashion-mnist")
+GLNDataset = Literal["digits", "mnist1d", "mnist", "fashion-mnist"]
+DATASETS: tuple[str, ...] = typing.get_args(GLNDataset)
+AtLeast2 = Annotated[int, Bound(ge=2)]
 BASELINES = ("logreg-online", "mlp-online", "logreg-converged")
 
 
@@ -145,14 +158,6 @@ def torch_accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray) -> float:
         return float((model(torch.from_numpy(X)).argmax(1).numpy() == y).mean())
 
 
-def _check_positive(cfg: Any, *keys: str) -> None:
-    for key in keys:
-        value = getattr(cfg, key)
-        values = value if isinstance(value, tuple) else (value,)
-        if not values or any(not v > 0 for v in values):
-            raise ValueError(f"`{key}` (={value!r}) must be > 0.")
-
-
 def _check_sizes(sizes: tuple[int, ...]) -> None:
     if not sizes or sizes[-1] != 1 or any(k < 1 for k in sizes):
         raise ValueError(f"`layer_sizes` (={sizes!r}) must list sizes >= 1 ending with 1.")
@@ -188,22 +193,22 @@ class GLNOnlineConfig(BaseConfig):
 
     datasets: tuple[str, ...] = ("digits",)
     data_dir: str | None = None  # directory of MNIST / Fashion-MNIST IDX files
-    limit: int = 0  # first `limit` training examples of the stream (0: all)
-    layer_sizes: tuple[int, ...] = (16, 16, 1)
-    context_dims: tuple[int, ...] = (0, 2, 4)
-    widths: tuple[int, ...] = (16,)  # hidden-layer widths replacing layer_sizes[:-1]
-    lrs: tuple[float, ...] = (0.03,)
+    limit: NonNegativeInt = 0  # first `limit` training examples of the stream (0: all)
+    layer_sizes: Counts = (16, 16, 1)
+    context_dims: Some[NonNegativeInt] = (0, 2, 4)
+    widths: Counts = (16,)  # hidden-layer widths replacing layer_sizes[:-1]
+    lrs: Positives = (0.03,)
     baselines: tuple[str, ...] = BASELINES
     # Ablations at one (C, width[0], η): each skip rule, and minibatch approximations written
     # "sum-16" / "mean-64" (mode-batch size); the main grid is confident + sequential.
     skip_rules: tuple[str, ...] = ()
     batch_variants: tuple[str, ...] = ()
-    ablation_context_dim: int = 2
-    ablation_lr: float = 0.1
-    logreg_lr: float = 0.05  # SGD step of the online logistic regression
-    mlp_hidden: int = 128
-    mlp_lr: float = 1e-3  # Adam, batch 1
-    curve_points: int = 20
+    ablation_context_dim: NonNegativeInt = 2
+    ablation_lr: Positive = 0.1
+    logreg_lr: Positive = 0.05  # SGD step of the online logistic regression
+    mlp_hidden: Count = 128
+    mlp_lr: Positive = 1e-3  # Adam, batch 1
+    curve_points: Count = 20
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -214,9 +219,6 @@ class GLNOnlineConfig(BaseConfig):
             if name not in BASELINES:
                 raise ValueError(f"`baselines` has {name!r}; valid: {', '.join(BASELINES)}.")
         _check_sizes(self.layer_sizes)
-        _check_positive(self, "widths", "lrs", "logreg_lr", "mlp_hidden", "mlp_lr", "curve_points")
-        if any(c < 0 for c in self.context_dims) or self.limit < 0:
-            raise ValueError("`context_dims` and `limit` must be >= 0.")
         for rule in self.skip_rules:
             if rule not in ("none", "confident", "deepmind"):
                 raise ValueError(f"`skip_rules` has {rule!r}; valid: none, confident, deepmind.")
@@ -428,29 +430,24 @@ def _labelled(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 class GLNForgettingConfig(BaseConfig):
     """Permuted tasks, one pass each, for GLNs of several C and MLP baselines."""
 
-    dataset: str = "digits"
+    dataset: GLNDataset = "digits"
     data_dir: str | None = None  # directory of local MNIST / Fashion-MNIST IDX files
-    tasks: int = 3
-    limit: int = 0
-    layer_sizes: tuple[int, ...] = (16, 16, 1)
-    context_dims: tuple[int, ...] = (0, 2, 4)
-    lr: float = 0.03
+    tasks: AtLeast2 = 3
+    limit: NonNegativeInt = 0
+    layer_sizes: Counts = (16, 16, 1)
+    context_dims: Some[NonNegativeInt] = (0, 2, 4)
+    lr: Positive = 0.03
     models: tuple[str, ...] = ("mlp", "mlp-ewc")
-    mlp_hidden: int = 128
-    mlp_lr: float = 1e-3
-    ewc_lambda: float = 100.0  # EWC penalty weight (λ/2)·Σ F_i (θ_i − θ*_i)²
+    mlp_hidden: Count = 128
+    mlp_lr: Positive = 1e-3
+    ewc_lambda: Positive = 100.0  # EWC penalty weight (λ/2)·Σ F_i (θ_i − θ*_i)²
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.dataset not in DATASETS:
-            raise ValueError(f"`dataset` (={self.dataset!r}) must be one of {DATASETS}.")
-        if self.tasks < 2:
-            raise ValueError(f"`tasks` (={self.tasks!r}) must be >= 2.")
         for m in self.models:
             if m not in ("mlp", "mlp-ewc"):
                 raise ValueError(f"`models` has {m!r}; valid: 'mlp', 'mlp-ewc'.")
         _check_sizes(self.layer_sizes)
-        _check_positive(self, "lr", "mlp_hidden", "mlp_lr", "ewc_lambda")
 
 
 def permuted_tasks(s: Stream, tasks: int, seed: int) -> list[Stream]:
@@ -635,14 +632,14 @@ def bayes_probability(x: np.ndarray) -> np.ndarray:
 class GLNRegretConfig(BaseConfig):
     """Stream length, the GLN and the schedules compared."""
 
-    steps: int = 20000
-    layer_sizes: tuple[int, ...] = (16, 16, 1)
-    context_dims: tuple[int, ...] = (0, 2, 4, 8)
+    steps: Count = 20000
+    layer_sizes: Counts = (16, 16, 1)
+    context_dims: Some[NonNegativeInt] = (0, 2, 4, 8)
     schedules: tuple[str, ...] = ("decay", "constant")
-    eta_max: float = 0.1  # decay: η_t = min(eta_max, decay_c / t)
-    decay_c: float = 50.0
-    eta_constant: float = 0.1
-    bins: int = 20
+    eta_max: Positive = 0.1  # decay: η_t = min(eta_max, decay_c / t)
+    decay_c: Positive = 50.0
+    eta_constant: Positive = 0.1
+    bins: Count = 20
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -650,7 +647,6 @@ class GLNRegretConfig(BaseConfig):
         for s in self.schedules:
             if s not in ("decay", "constant"):
                 raise ValueError(f"`schedules` has {s!r}; valid: 'decay', 'constant'.")
-        _check_positive(self, "steps", "eta_max", "decay_c", "eta_constant", "bins")
 
 
 @register
@@ -730,21 +726,20 @@ class GLNRegret(Experiment):
 class GLNCapacityConfig(BaseConfig):
     """Memorising random labels: sizes, passes and the matched MLP's budget."""
 
-    m: int = 1000  # examples to memorise
+    m: Count = 1000  # examples to memorise
     inputs: tuple[str, ...] = ("digits-shuffled", "noise")
-    widths: tuple[int, ...] = (2, 4, 8, 16, 32)
-    context_dim: int = 4
-    lr: float = 0.03
-    passes: int = 10
-    mlp_epochs: int = 100
-    mlp_lr: float = 3e-3
+    widths: Counts = (2, 4, 8, 16, 32)
+    context_dim: NonNegativeInt = 4
+    lr: Positive = 0.03
+    passes: Count = 10
+    mlp_epochs: Count = 100
+    mlp_lr: Positive = 3e-3
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for s in self.inputs:
             if s not in ("digits-shuffled", "noise"):
                 raise ValueError(f"`inputs` has {s!r}; valid: 'digits-shuffled', 'noise'.")
-        _check_positive(self, "m", "widths", "lr", "passes", "mlp_epochs", "mlp_lr")
 
 
 def gln_parameters(A: int, sizes: tuple[int, ...], d: int, C: int) -> int:
@@ -803,14 +798,15 @@ class GLNCapacity(Experiment):
             hidden = max(1, round((n_params - 10) / (X.shape[1] + 11)))
             model = mlp(X.shape[1], hidden, 10, seed)
             n_params = sum(p.numel() for p in model.parameters())
-            opt = torch.optim.Adam(model.parameters(), lr=c.mlp_lr)
             Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-            g = generator(seed, "capacity-batches")
-            for _ in range(c.mlp_epochs):
-                for idx in torch.randperm(len(y), generator=g).split(32):
-                    opt.zero_grad()
-                    nn.functional.cross_entropy(model(Xt[idx]), yt[idx]).backward()
-                    opt.step()
+            minibatch_epochs(
+                torch.optim.Adam(model.parameters(), lr=c.mlp_lr),
+                lambda idx: nn.functional.cross_entropy(model(Xt[idx]), yt[idx]),
+                len(y),
+                epochs=c.mlp_epochs,
+                batch_size=32,
+                generator=generator(seed, "capacity-batches"),
+            )
             acc = torch_accuracy(model, X, y)
         return [dict(metric="train_acc", value=acc), dict(metric="params", value=n_params)]
 
@@ -853,22 +849,19 @@ class GLNCapacity(Experiment):
 class GLNLocalGlobalConfig(BaseConfig):
     """One architecture, two ways of training it."""
 
-    dataset: str = "digits"
+    dataset: GLNDataset = "digits"
     data_dir: str | None = None  # directory of local MNIST / Fashion-MNIST IDX files
-    limit: int = 0
-    layer_sizes: tuple[int, ...] = (16, 16, 1)
-    context_dim: int = 4
-    lr: float = 0.03  # local (GLN) step size
-    global_lr: float = 1e-3  # Adam on the exported network's global loss
-    global_epochs: int = 10  # for the multi-epoch global run (the online one makes 1 pass)
-    batch_size: int = 32
+    limit: NonNegativeInt = 0
+    layer_sizes: Counts = (16, 16, 1)
+    context_dim: NonNegativeInt = 4
+    lr: Positive = 0.03  # local (GLN) step size
+    global_lr: Positive = 1e-3  # Adam on the exported network's global loss
+    global_epochs: Count = 10  # for the multi-epoch global run (the online one makes 1 pass)
+    batch_size: Count = 32
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.dataset not in DATASETS:
-            raise ValueError(f"`dataset` (={self.dataset!r}) must be one of {DATASETS}.")
         _check_sizes(self.layer_sizes)
-        _check_positive(self, "lr", "global_lr", "global_epochs", "batch_size")
 
 
 def _global_train(
@@ -883,13 +876,13 @@ def _global_train(
         base, side = features(task.X)
         Y = nn.functional.one_hot(torch.from_numpy(task.y), task.n_classes).double()
         t0 = time.perf_counter()
-        for _ in range(epochs):
-            order = torch.randperm(len(Y), generator=g) if batch > 1 else torch.arange(len(Y))
-            for idx in order.split(batch):
-                opt.zero_grad()
-                out = net(base[idx], side[idx])
-                nn.functional.binary_cross_entropy_with_logits(out, Y[idx]).backward()
-                opt.step()
+
+        def batch_loss(idx: torch.Tensor, base=base, side=side, Y=Y) -> torch.Tensor:
+            return nn.functional.binary_cross_entropy_with_logits(net(base[idx], side[idx]), Y[idx])
+
+        minibatch_epochs(
+            opt, batch_loss, len(Y), epochs=epochs, batch_size=batch, generator=g, shuffle=batch > 1
+        )
         secs += time.perf_counter() - t0
         row = []
         with torch.no_grad():

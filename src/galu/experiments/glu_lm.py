@@ -27,7 +27,7 @@ from torch import nn
 
 from galu.data.text import load_text, stdlib_text  # noqa: F401  (stdlib_text: re-exported)
 from galu.experiments.base import Experiment, Row, register, save_figure
-from galu.experiments.config import BaseConfig
+from galu.experiments.config import BaseConfig, Count, Fraction, Positive
 from galu.nn import FFN_VARIANTS, gated_hidden_size
 from galu.nn._lm import Block, ByteLM  # noqa: F401  (Block: re-exported)
 from galu.seeding import derive_seed, generator
@@ -52,46 +52,28 @@ class GLULMConfig(BaseConfig):
         "xglu-silu",
         "xglu2-silu",
     )
-    d_model: int = 64
-    n_layers: int = 2
-    n_heads: int = 4
-    d_ff: int = 192  # non-gated hidden size; gated variants use 2/3 of it (128)
-    context: int = 64
-    batch: int = 16
-    steps: int = 300
-    lr: float = 3e-3
-    eval_every: int = 50
-    eval_batches: int = 8
-    max_bytes: int = 2_000_000
-    val_fraction: float = 0.1
+    d_model: Count = 64
+    n_layers: Count = 2
+    n_heads: Count = 4
+    d_ff: Count = 192  # non-gated hidden size; gated variants use 2/3 of it (128)
+    context: Count = 64
+    batch: Count = 16
+    steps: Count = 300
+    lr: Positive = 3e-3
+    eval_every: Count = 50
+    eval_batches: Count = 8
+    max_bytes: Count = 2_000_000
+    val_fraction: Fraction = 0.1
     text_file: str | None = None
-    repeats: int = 2
+    repeats: Count = 2
 
     def __post_init__(self) -> None:
         super().__post_init__()
         bad = [v for v in self.variants if v not in FFN_VARIANTS]
         if not self.variants or bad:
             raise ValueError(f"`variants` has unknown {bad}; valid: {FFN_VARIANTS}.")
-        for key in (
-            "d_model",
-            "n_layers",
-            "n_heads",
-            "d_ff",
-            "context",
-            "batch",
-            "steps",
-            "eval_every",
-            "eval_batches",
-            "max_bytes",
-        ):
-            if getattr(self, key) < 1:
-                raise ValueError(f"`{key}` (={getattr(self, key)!r}) must be >= 1.")
         if self.d_model % self.n_heads:
             raise ValueError(f"`d_model` ({self.d_model}) must be a multiple of `n_heads`.")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"`val_fraction` (={self.val_fraction!r}) must be in (0, 1).")
-        if not self.lr > 0:
-            raise ValueError(f"`lr` (={self.lr!r}) must be > 0.")
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -26,17 +26,24 @@ weights stay exactly zero.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 import torch
 
 from galu.data import random_regression
 from galu.experiments.base import Row, SeedBatched, plot_mean_sd, register, save_figure
-from galu.experiments.config import BaseConfig
+from galu.experiments.config import (
+    BaseConfig,
+    Count,
+    Counts,
+    NonEmpty,
+    NonNegativeFinite,
+    NonNegativeInt,
+    Positive,
+)
 from galu.gates import Gate
 from galu.nn import DeepGaLU, ReLUNet, ShallowGaLU
 from galu.seeding import derive_seed, generator
@@ -52,38 +59,21 @@ GRADIENT_MODELS = ("relu", "galu-readout", "galu")
 class MemorizationConfig(BaseConfig):
     """Grid and training budget; only points with ``k·d <= max_ratio·m`` are run."""
 
-    m: tuple[int, ...] = (256,)  # training samples
-    d: tuple[int, ...] = (16,)  # input dimension
-    k: tuple[int, ...] = (2, 4, 8, 12, 16)  # hidden width
-    models: tuple[Model, ...] = ("relu", "galu", "galu-exact", "galu-exact-hc")
-    max_ratio: float = 1.0  # keep points with kd/m <= max_ratio (the paper: 1)
-    steps: int = 4000  # Adam steps for the gradient-trained models
-    lr: float = 1e-2  # Adam learning rate
-    batch_size: int = 128  # minibatch size
-    hill_climb_steps: int = 64  # gate proposals for galu-exact-hc (the paper: 512)
-    ridge: float = 0.0  # 0: minimum-norm least squares, as in the paper
-    repeats: int = 4  # seeds per point (the paper: 16)
+    m: Counts = (256,)  # training samples
+    d: Counts = (16,)  # input dimension
+    k: Counts = (2, 4, 8, 12, 16)  # hidden width
+    models: Annotated[tuple[Model, ...], NonEmpty] = ("relu", "galu", "galu-exact", "galu-exact-hc")
+    max_ratio: Positive = 1.0  # keep points with kd/m <= max_ratio (the paper: 1)
+    steps: Count = 4000  # Adam steps for the gradient-trained models
+    lr: Positive = 1e-2  # Adam learning rate
+    batch_size: Count = 128  # minibatch size
+    hill_climb_steps: NonNegativeInt = 64  # gate proposals for galu-exact-hc (the paper: 512)
+    ridge: NonNegativeFinite = 0.0  # 0: minimum-norm least squares, as in the paper
+    repeats: Count = 4  # seeds per point (the paper: 16)
     group_widths: bool = False  # train every (d, k) of one m together, zero-padded
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key in ("m", "d", "k"):
-            values = getattr(self, key)
-            if not values or any(v < 1 for v in values):
-                raise ValueError(f"`{key}` (={values!r}) must list integers >= 1.")
-        if not self.models:
-            raise ValueError(f"`models` is empty; choose from {MODELS}.")
-        for name, value in (("steps", self.steps), ("batch_size", self.batch_size)):
-            if value < 1:
-                raise ValueError(f"`{name}` (={value!r}) must be >= 1.")
-        if self.hill_climb_steps < 0:
-            raise ValueError(f"`hill_climb_steps` (={self.hill_climb_steps!r}) must be >= 0.")
-        if not self.lr > 0:
-            raise ValueError(f"`lr` (={self.lr!r}) must be > 0.")
-        if not (math.isfinite(self.ridge) and self.ridge >= 0):
-            raise ValueError(f"`ridge` (={self.ridge!r}) must be a finite number >= 0.")
-        if not self.max_ratio > 0:
-            raise ValueError(f"`max_ratio` (={self.max_ratio!r}) must be > 0.")
         if not any(k * d <= self.max_ratio * m for m in self.m for d in self.d for k in self.k):
             raise ValueError(
                 f"the grid is empty: no (m, d, k) has k·d <= max_ratio·m (={self.max_ratio!r}·m);"
@@ -151,7 +141,7 @@ class Memorization(SeedBatched):
         return sample_gate_vectors(k, d, generator=generator(seed, "gates", m, k, d))
 
     def _network(
-        self, model: str, m: int, d: int, k: int, seed: int, closed: bool = False
+        self, model: str, m: int, d: int, k: int, seed: int, *, closed: bool = False
     ) -> torch.nn.Module:
         """The network of one (model, m, d, k, seed), initialised from that seed alone.
         ``closed``: the folded GaLU's step gate gives 0 at ``z = 0`` (for padding, below)."""

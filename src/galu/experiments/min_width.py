@@ -23,10 +23,9 @@ from typing import Any, Literal
 import pandas as pd
 import torch
 
-from galu._validate import positive_number
 from galu.data import random_regression
 from galu.experiments.base import Row, SeedBatched, plot_mean_sd, register, save_figure
-from galu.experiments.config import BaseConfig
+from galu.experiments.config import BaseConfig, Count, Counts, Positive, PositiveFinite, Some
 from galu.nn import GaLU0, ReLUNet
 from galu.seeding import derive_seed, generator
 from galu.train import train_ensemble
@@ -39,29 +38,16 @@ MODELS: tuple[str, ...] = ("relu", "galu0")
 class MinWidthConfig(BaseConfig):
     """Grid, search range and training budget of each trial network."""
 
-    m: int = 128  # training samples
-    d: int = 8  # input dimension
-    d_out: tuple[int, ...] = (1, 2, 4, 8, 16)  # target dimensions d'
-    models: tuple[Model, ...] = MODELS  # type: ignore[assignment]
-    threshold: float = 0.3  # "memorized": training MSE below this
-    k_max: int = 64  # search k in [1, k_max]
-    steps: int = 1500  # Adam steps per trial network (stops early at the threshold)
-    lr: float = 1e-2  # Adam learning rate
-    batch_size: int = 128  # minibatch size
-    repeats: int = 3  # seeds (the paper: 8)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("m", "d", "k_max", "steps", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` (={getattr(self, name)!r}) must be >= 1.")
-        if not self.d_out or any(v < 1 for v in self.d_out):
-            raise ValueError(f"`d_out` (={self.d_out!r}) must list integers >= 1.")
-        if not self.models:
-            raise ValueError(f"`models` is empty; choose from {MODELS}.")
-        positive_number("threshold", self.threshold, finite=True)
-        if not self.lr > 0:
-            raise ValueError(f"`lr` (={self.lr!r}) must be > 0.")
+    m: Count = 128  # training samples
+    d: Count = 8  # input dimension
+    d_out: Counts = (1, 2, 4, 8, 16)  # target dimensions d'
+    models: Some[Model] = MODELS  # type: ignore[assignment]
+    threshold: PositiveFinite = 0.3  # "memorized": training MSE below this
+    k_max: Count = 64  # search k in [1, k_max]
+    steps: Count = 1500  # Adam steps per trial network (stops early at the threshold)
+    lr: Positive = 1e-2  # Adam learning rate
+    batch_size: Count = 128  # minibatch size
+    repeats: Count = 3  # seeds (the paper: 8)
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -24,9 +24,9 @@ from typing import Any, Literal
 import pandas as pd
 import torch
 
-from galu.data import DATASETS, Dataset, PCAWhitener, load_dataset
+from galu.data import Dataset, DatasetName, PCAWhitener, load_dataset
 from galu.experiments.base import Row, SeedBatched, plot_mean_sd, register, save_figure
-from galu.experiments.config import BaseConfig
+from galu.experiments.config import BaseConfig, Count, Counts, Fraction, Positives, Some
 from galu.gates import Gate
 from galu.nn import GaLU0, ReLUNet
 from galu.seeding import derive_seed, generator
@@ -40,35 +40,17 @@ MODELS: tuple[str, ...] = ("relu", "galu0-step", "galu0-sigmoid", "linear")
 class RealDataConfig(BaseConfig):
     """Dataset, widths, models, hyper-parameter grid and training budget."""
 
-    dataset: str = "digits"  # digits | mnist1d | mnist | fashion-mnist
+    dataset: DatasetName = "digits"  # digits | mnist1d | mnist | fashion-mnist
     data_dir: str | None = None  # directory with the IDX files (mnist, fashion-mnist)
-    components: int = 64  # PCA directions (clamped to the numerical rank)
-    k: tuple[int, ...] = (16, 64)  # hidden width of both layers
-    models: tuple[Model, ...] = MODELS  # type: ignore[assignment]
-    lrs: tuple[float, ...] = (3e-3, 1e-2)  # Adam learning rates (chosen on validation)
-    scales: tuple[float, ...] = (0.5, 4.0)  # sigmoid gate scales (chosen on validation)
-    val_fraction: float = 0.1  # validation split carved from the training split
-    steps: int = 2000  # Adam steps
-    batch_size: int = 128  # minibatch size
-    repeats: int = 3  # seeds
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.dataset not in DATASETS:
-            raise ValueError(f"`dataset` (={self.dataset!r}) must be one of {DATASETS}.")
-        for name in ("components", "steps", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` (={getattr(self, name)!r}) must be >= 1.")
-        if not self.k or any(v < 1 for v in self.k):
-            raise ValueError(f"`k` (={self.k!r}) must list integers >= 1.")
-        if not self.lrs or any(not lr > 0 for lr in self.lrs):
-            raise ValueError(f"`lrs` (={self.lrs!r}) must list positive numbers.")
-        if not self.scales or any(not s > 0 for s in self.scales):
-            raise ValueError(f"`scales` (={self.scales!r}) must list positive numbers.")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"`val_fraction` (={self.val_fraction!r}) must be in (0, 1).")
-        if not self.models:
-            raise ValueError(f"`models` is empty; choose from {MODELS}.")
+    components: Count = 64  # PCA directions (clamped to the numerical rank)
+    k: Counts = (16, 64)  # hidden width of both layers
+    models: Some[Model] = MODELS  # type: ignore[assignment]
+    lrs: Positives = (3e-3, 1e-2)  # Adam learning rates (chosen on validation)
+    scales: Positives = (0.5, 4.0)  # sigmoid gate scales (chosen on validation)
+    val_fraction: Fraction = 0.1  # validation split carved from the training split
+    steps: Count = 2000  # Adam steps
+    batch_size: Count = 128  # minibatch size
+    repeats: Count = 3  # seeds
 
 
 PRESETS: dict[str, dict[str, Any]] = {

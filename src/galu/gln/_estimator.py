@@ -313,7 +313,7 @@ class GLNRegressor(RegressorMixin, BaseEstimator):
             self._learn(X[order], y[order])
         return self
 
-    def predict(self, X: Any, return_std: bool = False) -> Any:
+    def predict(self, X: Any, return_std: bool = False) -> Any:  # noqa: FBT001, FBT002 (scikit-learn's signature)
         check_is_fitted(self, "gln_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
         base, side = self._features(X)

@@ -20,11 +20,15 @@ dlgn-sf       ``q_l = F_l x`` for every layer (single feature)     soft    yes
 ============  ==================================================  ======  ==============
 
 Hard gates are ``1[q > 0]``; soft gates are ``(1 + ε) σ(β q)`` with the official code's
-``β = 4, ε = 0.1`` for dnpfl and ``β = 4, ε = 0`` for the DLGN family (its papers use ``σ(βq)``).
+``β = 4, ε = 0.1`` for dnpfl and ``β = 4, ε = 0`` for the DLGN family (its papers use ``σ(βq)``);
+the constructor calls the slope ``β`` ``scale``, as every gate in galu does.
 A trained gating network needs soft gates (hard gates pass no gradient), so asking for hard gates
 there is an error. Frozen gating parameters have ``requires_grad=False``.
 
-``arch="conv"`` builds the same networks from 3×3 same-padding convolutions (``widths`` are
+``variant="relu"`` with ``arch="fc"`` is :class:`galu.nn.ReLUNet` (its layers are this network's
+value layers and readout: the same numbers for the same generator).
+
+``arch="conv"`` builds the same networks from 3×3 same-padding convolutions (``hidden_features`` are
 channel counts; the gate tensor of conv layer ``l`` multiplies the value network's conv layer
 ``l`` output) with global average pooling before the linear readout (the papers' GCONV shape).
 """
@@ -39,8 +43,9 @@ import torch
 from torch import nn
 
 from galu import gates
-from galu._validate import positive_int
+from galu._validate import positive_int, renamed
 from galu.nn._init import check_last_dim, fan_in_bound, sample_uniform
+from galu.nn._networks import ReLUNet
 
 Variant = Literal[
     "relu", "galu", "frnpf-ii", "frnpf-di", "flnpf", "dnpfl", "dlgn", "dlgn-ones", "dlgn-sf"
@@ -58,7 +63,7 @@ SOFT_DEFAULT = {
 ARCHS = ("fc", "conv")
 
 
-def _layer(arch: str, fan_in: int, width: int, bias: bool, kw: dict[str, Any]) -> nn.Module:
+def _layer(arch: str, fan_in: int, width: int, *, bias: bool, kw: dict[str, Any]) -> nn.Module:
     """A seeded linear (``fc``) or 3×3 same-padding convolution (``conv``) layer, initialised as
     PyTorch's default (uniform, bound ``1/√fan_in``) from the given generator."""
     layer: nn.Linear | nn.Conv2d
@@ -83,38 +88,48 @@ class DGN(nn.Module):
 
     Args:
         in_features: input dimension (``fc``) or input channels (``conv``).
-        widths: hidden widths (``fc``) or channel counts (``conv``), one per gated layer.
+        hidden_features: hidden widths (``fc``) or channel counts (``conv``), one per gated
+            layer.
         out_features: outputs of the linear readout.
         variant: one of :data:`VARIANTS` (``galu`` is ``frnpf-ii``).
         arch: ``"fc"`` or ``"conv"``.
         gate: ``"hard"`` or ``"soft"``; default by variant (see the module docstring).
-        beta, eps: soft gate ``(1 + eps)·σ(beta·q)``; defaults by variant.
+        scale, eps: soft gate ``(1 + eps)·σ(scale·q)``; defaults by variant.
         bias: biases in both networks.
         gating_from: for ``flnpf``, a trained ReLU network of the same shape (a ``DGN`` with
             ``variant="relu"`` or a :class:`ReLUNet`) whose hidden layers become the frozen
             gating network.
         generator, dtype, device: explicit randomness and placement. The value network is drawn
             first, then the gating network, so value weights do not depend on the variant.
+
+    ``widths`` and ``beta`` are the old names of ``hidden_features`` and ``scale`` (accepted
+    with a DeprecationWarning until galu 0.3; the attributes stay readable).
     """
 
     def __init__(
         self,
         in_features: int,
-        widths: Sequence[int],
+        hidden_features: int | Sequence[int] | None = None,
         out_features: int = 1,
         *,
         variant: Variant = "relu",
         arch: Literal["fc", "conv"] = "fc",
         gate: Literal["hard", "soft"] | None = None,
-        beta: float | None = None,
+        scale: float | None = None,
         eps: float | None = None,
         bias: bool = False,
         gating_from: nn.Module | None = None,
         generator: torch.Generator | None = None,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
+        widths: int | Sequence[int] | None = None,
+        beta: float | None = None,
     ) -> None:
         super().__init__()
+        hidden_features = renamed("DGN", "hidden_features", hidden_features, "widths", widths)
+        scale = renamed("DGN", "scale", scale, "beta", beta)
+        if hidden_features is None:
+            raise TypeError("DGN() needs `hidden_features` (one width per gated layer).")
         if variant not in VARIANTS:
             raise ValueError(f"`variant` (={variant!r}) must be one of {VARIANTS}.")
         if arch not in ARCHS:
@@ -123,10 +138,12 @@ class DGN(nn.Module):
         self.arch = arch
         self.in_features = positive_int("in_features", in_features)
         self.out_features = positive_int("out_features", out_features)
-        widths = (widths,) if isinstance(widths, int) else tuple(widths)
-        if not widths:
-            raise ValueError("`widths` must name at least one gated layer.")
-        self.widths = tuple(positive_int("widths[]", w) for w in widths)
+        sizes = (hidden_features,) if isinstance(hidden_features, int) else tuple(hidden_features)
+        if not sizes:
+            raise ValueError("`hidden_features` must name at least one gated layer.")
+        self.hidden_features = tuple(
+            positive_int(f"hidden_features[{i}]", w) for i, w in enumerate(sizes)
+        )
         soft_default = SOFT_DEFAULT.get(self.variant)
         self.gate = gate if gate is not None else ("soft" if soft_default else "hard")
         if self.gate not in ("hard", "soft"):
@@ -139,22 +156,29 @@ class DGN(nn.Module):
         if self.variant == "relu" and self.gate == "soft":
             raise ValueError("variant 'relu' gates each unit by its own sign: gate must be 'hard'.")
         d_beta, d_eps = soft_default or (4.0, 0.1)
-        self.beta = float(beta if beta is not None else d_beta)
+        self.scale = float(scale if scale is not None else d_beta)
         self.eps = float(eps if eps is not None else d_eps)
-        if not self.beta > 0 or not self.eps >= 0:
-            raise ValueError(f"soft gates need beta > 0 and eps >= 0; got {self.beta}, {self.eps}.")
+        if not self.scale > 0 or not self.eps >= 0:
+            raise ValueError(
+                f"soft gates need scale > 0 and eps >= 0; got {self.scale}, {self.eps}."
+            )
         if (gating_from is not None) != (self.variant == "flnpf"):
             raise ValueError("`gating_from` (a trained ReLU network) is required by, and only by, "
                              "variant 'flnpf'.")  # fmt: skip
         self.bias = bias
         kw: dict[str, Any] = dict(generator=generator, dtype=dtype, device=device)
 
-        self.value = nn.ModuleList()
-        fan_in = in_features
-        for w in self.widths:
-            self.value.append(_layer(arch, fan_in, w, bias, kw))
-            fan_in = w
-        self.readout = _layer("fc", fan_in, out_features, bias, kw)
+        if self.variant == "relu" and arch == "fc":  # the ReLU network itself
+            net = ReLUNet(in_features, self.hidden_features, out_features, bias=bias, **kw)
+            self.value = net.layers
+            self.readout: nn.Module = net.readout
+        else:
+            self.value = nn.ModuleList()
+            fan_in = in_features
+            for w in self.hidden_features:
+                self.value.append(_layer(arch, fan_in, w, bias=bias, kw=kw))
+                fan_in = w
+            self.readout = _layer("fc", fan_in, out_features, bias=bias, kw=kw)
 
         self.feature = nn.ModuleList()
         if self.variant == "frnpf-di":
@@ -163,9 +187,9 @@ class DGN(nn.Module):
             self.feature = _copy_relu_layers(gating_from, self)
         elif self.variant != "relu":
             fan_in = in_features
-            for w in self.widths:
+            for w in self.hidden_features:
                 gate_in = in_features if self.variant == "dlgn-sf" else fan_in
-                self.feature.append(_layer(arch, gate_in, w, bias, kw))
+                self.feature.append(_layer(arch, gate_in, w, bias=bias, kw=kw))
                 fan_in = w
         if self.variant in FROZEN:
             self.feature.requires_grad_(False)
@@ -187,7 +211,7 @@ class DGN(nn.Module):
     def _gate(self, q: torch.Tensor) -> torch.Tensor:
         if self.gate == "hard":
             return gates.step(q, at_zero=0.0)
-        return (1.0 + self.eps) * gates.sigmoid(q, self.beta)
+        return (1.0 + self.eps) * gates.sigmoid(q, self.scale)
 
     def gates(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The gate of every layer, ``G_l(x)`` (shape of that layer's output)."""
@@ -243,8 +267,17 @@ class DGN(nn.Module):
             z = z.mean(dim=(-2, -1))  # global average pooling
         return self.readout(z)
 
+    # The old attribute names, readable until galu 0.3.
+    @property
+    def widths(self) -> tuple[int, ...]:
+        return self.hidden_features
+
+    @property
+    def beta(self) -> float:
+        return self.scale
+
     def extra_repr(self) -> str:
-        soft = f", beta={self.beta}, eps={self.eps}" if self.gate == "soft" else ""
+        soft = f", scale={self.scale}, eps={self.eps}" if self.gate == "soft" else ""
         return f"variant={self.variant!r}, arch={self.arch!r}, gate={self.gate!r}{soft}"
 
 

@@ -25,6 +25,7 @@ the one-chain case, and the samplers run many chains through the same code.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -32,10 +33,26 @@ import torch
 from torch import nn
 
 from galu import gates
-from galu._validate import positive_int
+from galu._validate import positive_int, renamed
 
-GateFamily = Literal["halfspace", "sigmoid", "pca", "kmeans", "ones"]
-GATE_FAMILIES: tuple[str, ...] = ("halfspace", "sigmoid", "pca", "kmeans", "ones")
+GateFamily = Literal["halfspace", "sigmoid", "pca", "kmeans", "one"]
+GATE_FAMILIES: tuple[str, ...] = ("halfspace", "sigmoid", "pca", "kmeans", "one")
+# Spellings of galu 0.1, read with a DeprecationWarning until 0.3 ("one", as in galu.gates.Gate).
+_OLD_FAMILIES = {"ones": "one"}
+
+
+def _gate_family(kind: Any) -> Any:
+    if isinstance(kind, str) and kind in _OLD_FAMILIES:
+        warnings.warn(
+            f"gate family {kind!r} is now {_OLD_FAMILIES[kind]!r} (as in galu.gates.Gate); the "
+            "old name goes in galu 0.3.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return _OLD_FAMILIES[kind]
+    return kind
+
+
 NORMALIZATIONS: tuple[str, ...] = ("fan_in", "width")
 Readout = Literal["gated", "ungated"]
 READOUTS: tuple[str, ...] = ("gated", "ungated")
@@ -52,7 +69,7 @@ class GlobalGates(nn.Module):
                      of the inputs given to :meth:`fit` (learned without labels)
     ``"kmeans"``     ``g_m(x) = 1`` if ``x`` is nearest to the ``m``-th k-means centre of the
                      inputs given to :meth:`fit`, else 0 (a partition of input space)
-    ``"ones"``       ``g ≡ 1`` (with ``M = 1``: a deep linear layer)
+    ``"one"``        ``g ≡ 1`` (with ``M = 1``: a deep linear layer; ``"ones"`` until 0.3)
 
     ``n_tasks > 1`` (``halfspace`` and ``sigmoid``) draws an independent gate set per task:
     ``forward(X, task)`` then gates sample ``p`` with the vectors of task ``task[p]`` — the
@@ -80,6 +97,7 @@ class GlobalGates(nn.Module):
         positive_int("in_features", in_features)
         positive_int("n_gates", n_gates)
         positive_int("n_tasks", n_tasks)
+        kind = _gate_family(kind)
         if kind not in GATE_FAMILIES:
             raise ValueError(f"`kind` (={kind!r}) must be one of {GATE_FAMILIES}.")
         if not bias_std >= 0:
@@ -99,7 +117,7 @@ class GlobalGates(nn.Module):
         self.register_buffer("vectors", v if kind in ("halfspace", "sigmoid") else v * 0)
         self.register_buffer("biases", b if kind in ("halfspace", "sigmoid") else b * 0)
         self.register_buffer("centres", torch.zeros(n_gates, in_features, **kw))
-        self.fitted = kind in ("halfspace", "sigmoid", "ones")
+        self.fitted = kind in ("halfspace", "sigmoid", "one")
 
     def fit(self, X: torch.Tensor, *, seed: int = 0) -> GlobalGates:
         """Learn ``pca`` / ``kmeans`` gates from inputs ``X`` (no labels); a no-op otherwise."""
@@ -132,7 +150,7 @@ class GlobalGates(nn.Module):
         X = _check_inputs(X, self.in_features)
         if not self.fitted:
             raise RuntimeError(f"{self.kind!r} gates are learned from data: call .fit(X) first.")
-        if self.kind == "ones":
+        if self.kind == "one":
             return X.new_ones(X.shape[0], self.n_gates)
         if self.kind == "kmeans":
             nearest = torch.cdist(X, self.centres.to(X)).argmin(1)
@@ -166,11 +184,13 @@ def _check_inputs(X: torch.Tensor, in_features: int) -> torch.Tensor:
 
 
 class GGDLN(nn.Module):
-    """A globally gated deep linear network with ``depth`` gated layers of width ``width``.
+    """A globally gated deep linear network with ``depth`` gated layers of ``hidden_features``
+    units.
 
     Args:
         in_features: input dimension ``N0``.
-        width: ``N_l`` — one int for every layer, or one per layer.
+        hidden_features: ``N_l`` — one int for every layer, or one per layer (``width`` is its
+            old name, accepted with a DeprecationWarning until galu 0.3).
         depth: number of gated hidden layers ``L`` (>= 1).
         n_gates: ``M``, global gates per layer.
         gates: the gate family (see :class:`GlobalGates`), or a ``GlobalGates`` instance to use.
@@ -186,9 +206,9 @@ class GGDLN(nn.Module):
     def __init__(
         self,
         in_features: int,
-        width: int | Sequence[int],
-        depth: int,
-        n_gates: int,
+        hidden_features: int | Sequence[int] | None = None,
+        depth: int | None = None,
+        n_gates: int | None = None,
         *,
         gates: GateFamily | GlobalGates = "halfspace",
         shared_gates: bool = True,
@@ -201,16 +221,25 @@ class GGDLN(nn.Module):
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
+        width: int | Sequence[int] | None = None,
     ) -> None:
         super().__init__()
+        hidden = renamed("GGDLN", "hidden_features", hidden_features, "width", width)
+        for name, value in (("hidden_features", hidden), ("depth", depth), ("n_gates", n_gates)):
+            if value is None:  # None defaults only so that the old keyword `width` still works
+                raise TypeError(f"GGDLN() missing required argument `{name}`.")
+        assert depth is not None and n_gates is not None and hidden is not None
         positive_int("in_features", in_features)
         positive_int("depth", depth)
         positive_int("n_gates", n_gates)
-        widths = (width,) * depth if isinstance(width, int) else tuple(width)
+        gates = _gate_family(gates)
+        widths = (hidden,) * depth if isinstance(hidden, int) else tuple(hidden)
         if len(widths) != depth:
-            raise ValueError(f"`width` (={width!r}) must be an int or a list of {depth} widths.")
+            raise ValueError(
+                f"`hidden_features` (={hidden!r}) must be an int or a list of {depth} widths."
+            )
         for w in widths:
-            positive_int("width", w)
+            positive_int("hidden_features", w)
         if readout not in READOUTS:
             raise ValueError(f"`readout` (={readout!r}) must be one of {READOUTS}.")
         if normalization not in NORMALIZATIONS:
@@ -224,6 +253,7 @@ class GGDLN(nn.Module):
                 "(one per layer and the readout)."
             )
         self.in_features, self.widths, self.depth = in_features, widths, depth
+        self.hidden_features = widths
         self.readout, self.normalization = readout, normalization
         self.prior_var = tuple(float(s) for s in pv)
         gk: dict[str, Any] = dict(
@@ -267,10 +297,10 @@ class GGDLN(nn.Module):
 
     @classmethod
     def deep_linear(
-        cls, in_features: int, width: int | Sequence[int], depth: int, **kw: Any
+        cls, in_features: int, hidden_features: int | Sequence[int], depth: int, **kw: Any
     ) -> GGDLN:
         """The deep linear network: one all-ones gate per layer, ungated readout."""
-        return cls(in_features, width, depth, 1, gates="ones", readout="ungated", **kw)
+        return cls(in_features, hidden_features, depth, 1, gates="one", readout="ungated", **kw)
 
     @property
     def gate_counts(self) -> tuple[int, ...]:

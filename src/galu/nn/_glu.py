@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from galu._validate import positive_int
+from galu._validate import positive_int, renamed
 from galu.nn._init import check_last_dim
 from galu.ops import glu_gate
 from galu.ops._glu_eager import (  # noqa: F401  (re-exported)
@@ -62,48 +62,64 @@ class FeedForward(nn.Module):
     """A transformer feed-forward block; ``variant`` selects the activation / gate (module doc).
 
     Args:
-        d_model: input and output width ``d``.
-        d_hidden: hidden width ``F`` (use :func:`gated_hidden_size` for equal budgets).
+        in_features: input and output width ``d`` (``d_model`` of a transformer).
+        hidden_features: hidden width ``F`` (use :func:`gated_hidden_size` for equal budgets).
         variant: one of :data:`FFN_VARIANTS`.
         bias: biases on the projections (T5 and LLaMA use none).
-        beta: ``β`` of ``swish``/``swiglu`` (``z σ(βz)``; 1 is SiLU).
+        scale: the gate slope ``β`` of ``swish``/``swiglu`` (``z σ(βz)``; 1 is SiLU).
         impl: how the gate ``act(a) ⊙ b`` runs: ``"auto"`` (the fused Triton kernel on CUDA
             where available, else eager), ``"eager"``, ``"compile"``, ``"triton"``
             (:func:`galu.ops.glu_gate`).
+        generator, dtype, device: explicit randomness and placement.
+
+    ``d_model``, ``d_hidden`` and ``beta`` are the old names of ``in_features``,
+    ``hidden_features`` and ``scale`` (accepted with a DeprecationWarning until galu 0.3; the
+    attributes stay readable).
     """
 
     def __init__(
         self,
-        d_model: int,
-        d_hidden: int,
+        in_features: int | None = None,
+        hidden_features: int | None = None,
         variant: str = "swiglu",
         *,
         bias: bool = False,
-        beta: float = 1.0,
+        scale: float | None = None,
         impl: str = "auto",
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        d_model: int | None = None,
+        d_hidden: int | None = None,
+        beta: float | None = None,
     ) -> None:
         super().__init__()
-        positive_int("d_model", d_model)
-        positive_int("d_hidden", d_hidden)
+        in_features = renamed("FeedForward", "in_features", in_features, "d_model", d_model)
+        hidden_features = renamed(
+            "FeedForward", "hidden_features", hidden_features, "d_hidden", d_hidden
+        )
+        scale = renamed("FeedForward", "scale", scale, "beta", beta)
+        scale = 1.0 if scale is None else scale
+        positive_int("in_features", in_features)
+        positive_int("hidden_features", hidden_features)
         if variant not in FFN_VARIANTS:
             raise ValueError(f"`variant` (={variant!r}) must be one of {FFN_VARIANTS}.")
-        if not beta > 0:
-            raise ValueError(f"`beta` (={beta!r}) must be > 0.")
+        if not scale > 0:
+            raise ValueError(f"`scale` (={scale!r}) must be > 0.")
         from galu.ops import IMPLS
 
         if impl not in IMPLS:
             raise ValueError(f"`impl` (={impl!r}) must be one of {IMPLS}.")
-        self.d_model, self.d_hidden, self.variant, self.beta = d_model, d_hidden, variant, beta
+        assert in_features is not None and hidden_features is not None  # checked above
+        self.in_features = self.out_features = in_features
+        self.hidden_features, self.variant, self.scale = hidden_features, variant, scale
         self.impl = impl
         self.gated = variant in GATED
         kw: dict[str, Any] = dict(bias=bias, dtype=dtype, device=device)
-        width = 2 * d_hidden if self.gated else d_hidden
+        width = 2 * hidden_features if self.gated else hidden_features
         # gated: rows [0, F) are the gate branch a, rows [F, 2F) the value branch b
-        self.gate_up = nn.Linear(d_model, width, **kw)
-        self.down = nn.Linear(d_hidden, d_model, **kw)
+        self.gate_up = nn.Linear(in_features, width, **kw)
+        self.down = nn.Linear(hidden_features, in_features, **kw)
         self.alpha = (
             nn.Parameter(torch.zeros((), dtype=dtype, device=device))
             if variant in EXPANDED
@@ -125,19 +141,35 @@ class FeedForward(nn.Module):
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """The ``(..., F)`` activations fed to the down projection."""
-        check_last_dim(f"FeedForward(d_model={self.d_model})", x, self.d_model)
+        check_last_dim(f"FeedForward(in_features={self.in_features})", x, self.in_features)
         h = self.gate_up(x)
         alpha = self.alpha if self.alpha is not None else 0.0
         if self.gated:
-            a, b = h.split(self.d_hidden, dim=-1)
-            return glu_gate(a, b, self.variant, alpha=alpha, beta=self.beta, impl=self.impl)
-        return ffn_activation(self.variant, h, alpha=alpha, beta=self.beta)
+            a, b = h.split(self.hidden_features, dim=-1)
+            return glu_gate(a, b, self.variant, alpha=alpha, beta=self.scale, impl=self.impl)
+        return ffn_activation(self.variant, h, alpha=alpha, beta=self.scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down(self.hidden(x))
 
+    # The old attribute names, readable until galu 0.3.
+    @property
+    def d_model(self) -> int:
+        return self.in_features
+
+    @property
+    def d_hidden(self) -> int:
+        return self.hidden_features
+
+    @property
+    def beta(self) -> float:
+        return self.scale
+
     def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, d_hidden={self.d_hidden}, variant={self.variant!r}"
+        return (
+            f"in_features={self.in_features}, hidden_features={self.hidden_features}, "
+            f"variant={self.variant!r}"
+        )
 
 
 def pack_gate_up(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
@@ -189,9 +221,9 @@ def to_llama_mlp(ffn: FeedForward) -> dict[str, torch.Tensor]:
     ``down_proj.weight``, plus biases) holding this gated FFN's weights."""
     if not ffn.gated:
         raise ValueError(f"variant {ffn.variant!r} has no gate/up split.")
-    g, u = ffn.gate_up.weight.detach().split(ffn.d_hidden, dim=0)
+    g, u = ffn.gate_up.weight.detach().split(ffn.hidden_features, dim=0)
     out = {"gate_proj.weight": g, "up_proj.weight": u, "down_proj.weight": ffn.down.weight.detach()}
     if ffn.gate_up.bias is not None:
-        gb, ub = ffn.gate_up.bias.detach().split(ffn.d_hidden)
+        gb, ub = ffn.gate_up.bias.detach().split(ffn.hidden_features)
         out |= {"gate_proj.bias": gb, "up_proj.bias": ub, "down_proj.bias": ffn.down.bias.detach()}
     return out

@@ -100,7 +100,7 @@ class ShallowGaLU(nn.Module):
 
 
 class _Readout(nn.Module):
-    def __init__(self, in_features: int, out_features: int, bias: bool, **kw) -> None:
+    def __init__(self, in_features: int, out_features: int, *, bias: bool, **kw) -> None:
         super().__init__()
         bound = fan_in_bound(in_features)
         self.weight = nn.Parameter(sample_uniform((out_features, in_features), bound, **kw))
@@ -159,7 +159,7 @@ class DeepGaLU(nn.Module):
             )
             fan_in = width
         self.layers = nn.ModuleList(layers)
-        self.readout = _Readout(fan_in, out_features, bias, **kw)
+        self.readout = _Readout(fan_in, out_features, bias=bias, **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_last_dim(
@@ -225,10 +225,10 @@ class ReLUNet(nn.Module):
         layers = []
         fan_in = in_features
         for width in self.hidden_features:
-            layers.append(_Readout(fan_in, width, bias, **kw))
+            layers.append(_Readout(fan_in, width, bias=bias, **kw))
             fan_in = width
         self.layers = nn.ModuleList(layers)
-        self.readout = _Readout(fan_in, out_features, bias, **kw)
+        self.readout = _Readout(fan_in, out_features, bias=bias, **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_last_dim(f"ReLUNet(in_features={self.in_features})", x, self.in_features)

@@ -89,10 +89,10 @@ def execute(
             workers,
             address,
             threads,
-            retry_failed,
-            progress,
-            progress_every,
-            on_point,
+            retry_failed=retry_failed,
+            progress=progress,
+            progress_every=progress_every,
+            on_point=on_point,
         )
     if lock.took_over is not None:
         result = _replace(result, took_over=lock.took_over)
@@ -112,6 +112,7 @@ def _execute_locked(
     workers: int | None,
     address: str | None,
     threads: int | None,
+    *,
     retry_failed: bool,
     progress: bool,
     progress_every: float,
@@ -164,7 +165,7 @@ def _execute_locked(
             runner.close()
         table = rundir.write_results()
     seconds = time.perf_counter() - t0
-    _log_call(rundir, backend, runner, threads, ran, seconds, resumed)
+    _log_call(rundir, backend, runner, threads, ran, seconds, resumed=resumed)
     figures: list[Path] = []
     summary = None
     if not table.empty:
@@ -231,6 +232,7 @@ def _log_call(
     threads: int | None,
     ran: int,
     seconds: float,
+    *,
     resumed: bool,
 ) -> None:
     line = {

@@ -230,7 +230,7 @@ def dual_preconditioner(X: torch.Tensor, G: torch.Tensor, ridge: float) -> Opera
 
 
 def normal_operator(
-    X: torch.Tensor, G: torch.Tensor, ridge: float, dual: bool, *, g_t: torch.Tensor | None = None
+    X: torch.Tensor, G: torch.Tensor, ridge: float, *, dual: bool, g_t: torch.Tensor | None = None
 ) -> tuple[Operator, Operator]:
     """CG's operator and preconditioner: ``(ΨΨᵀ + λI)`` on ``(o, m)`` with the Woodbury
     preconditioner when ``dual``, else ``(ΨᵀΨ + λI)`` on ``(o, k, d)`` with the Kronecker one;
@@ -257,6 +257,7 @@ def refined_cg(
     ridge: float,
     tol: float,
     max_iter: int,
+    *,
     mixed: bool,
     give_up: bool = False,
     callback: Callable[[int, float], None] | None = None,
@@ -284,7 +285,7 @@ def refined_cg(
     inner_tol = max(tol, INNER_TOL.get(inner, 1e-3))
     m, o, k, d = X.shape[0], Y.shape[1], G.shape[1], X.shape[1]
     dual = k * d > m
-    apply, precondition = normal_operator(X_in, G_in, ridge, dual, g_t=Gt_in)
+    apply, precondition = normal_operator(X_in, G_in, ridge, dual=dual, g_t=Gt_in)
     if dual:
         alpha = torch.zeros(o, m, dtype=X.dtype, device=X.device)
 

@@ -558,11 +558,11 @@ def _lsqr_run(X, G, Y, ridge, tol, max_iter, callback=None):
 
 
 def _solve_iterative(
-    X, G, Y, ridge, tol, max_iter, solver, mixed=False, warn=True, give_up=False, callback=None
+    X, G, Y, ridge, tol, max_iter, solver, *, mixed=False, warn=True, give_up=False, callback=None
 ):
     if solver == "cg":
         W, n_iter, converged = refined_cg(
-            X, G, Y, ridge, tol, max_iter, mixed, give_up, callback=callback
+            X, G, Y, ridge, tol, max_iter, mixed=mixed, give_up=give_up, callback=callback
         )
     else:
         res = _lsqr_run(X, G, Y, ridge, tol, max_iter, callback)
@@ -594,6 +594,7 @@ def _fit_gated(
     tol,
     max_iter,
     gram=None,
+    *,
     mixed=False,
     warn=True,
     give_up=False,
@@ -609,11 +610,23 @@ def _fit_gated(
     if solver == "svd":
         return _Solved(_solve_svd(X, G, Y, ridge))
     return _Solved(
-        *_solve_iterative(X, G, Y, ridge, tol, max_iter, solver, mixed, warn, give_up, callback)
+        *_solve_iterative(
+            X,
+            G,
+            Y,
+            ridge,
+            tol,
+            max_iter,
+            solver,
+            mixed=mixed,
+            warn=warn,
+            give_up=give_up,
+            callback=callback,
+        )
     )
 
 
-def _default_max_iter(m: int, n: int, cg: bool) -> int:
+def _default_max_iter(m: int, n: int, *, cg: bool) -> int:
     """The matrix-free paths' default iteration cap; ``cg`` counts CG steps over several
     refinement rounds, so it gets 4× the room."""
     return max(200, 4 * min(m, n)) * (4 if cg else 1)
@@ -624,7 +637,7 @@ def _mse(X, G, W, Y) -> float:
 
 
 def _size_of(
-    X: Any, y: Any, U: Any, dtype: torch.dtype, target: torch.device, ridge: float, mixed: bool
+    X: Any, y: Any, U: Any, dtype: torch.dtype, target: torch.device, ridge: float, *, mixed: bool
 ) -> FitSize | None:
     """The problem's size from the inputs' shapes alone, before any conversion allocates
     (``None`` when a shape can only be read by converting: ragged lists, small by nature).
@@ -653,7 +666,7 @@ class _Progress:
     """The iterative paths' progress: the user's ``callback(iteration, residual)`` and, with
     ``verbose``, lines on stderr (the first iteration, then at most one a second)."""
 
-    def __init__(self, callback: Callable[[int, float], None] | None, verbose: bool) -> None:
+    def __init__(self, callback: Callable[[int, float], None] | None, *, verbose: bool) -> None:
         if callback is not None and not callable(callback):
             raise ValueError(
                 f"`callback` (={callback!r}) must be callable as callback(iteration, residual), "
@@ -754,11 +767,11 @@ def fit_galu(
         InsufficientMemoryError: (a ``MemoryError`` and a ``ValueError``) the path's estimated
             peak exceeds the budget; the message gives both and what would fit.
     """
-    progress = _Progress(callback, verbose)
+    progress = _Progress(callback, verbose=verbose)
     target, mixed = _validate_fit(X, y, gate_vectors, ridge, solver, dtype, device, tol,
-                                  max_iter, mixed_precision)  # fmt: skip
+                                  max_iter, mixed_precision=mixed_precision)  # fmt: skip
     prep = _prepare_fit(X, y, gate_vectors, gate, ridge, solver, dtype, target, tol, max_iter,
-                        memory_limit, mixed, progress)  # fmt: skip
+                        memory_limit, mixed=mixed, progress=progress)  # fmt: skip
     res, path = _solve_planned(prep, solver, float(ridge), tol, progress)
     if res.rank_loss is not None:
         res, path = _refit_lost_rank(prep, res, path, solver, float(ridge), tol, progress)
@@ -783,6 +796,7 @@ def _validate_fit(
     device: torch.device | str | None,
     tol: float,
     max_iter: int | None,
+    *,
     mixed_precision: bool | None,
 ) -> tuple[torch.device, bool]:
     """Step 1 of :func:`fit_galu`: every argument checked from shapes and values alone (nothing
@@ -833,13 +847,14 @@ def _prepare_fit(
     tol: float,
     max_iter: int | None,
     memory_limit: int | None,
+    *,
     mixed: bool,
     progress: _Progress,
 ) -> _Prepared:
     """Step 2: plan the path from the shapes and the memory budget (refusing one that does not
     fit before anything large is allocated), then convert the inputs and form the gates."""
     budget = memory_budget(target, memory_limit)
-    size = _size_of(X, y, gate_vectors, dtype, target, ridge, mixed)
+    size = _size_of(X, y, gate_vectors, dtype, target, ridge, mixed=mixed)
     plan = _checked_plan("fit_galu", size, solver, budget, target) if size else None
     Xt, yt, U = _convert(X, y, gate_vectors, dtype, target)
     gate = gate if gate is not None else Gate()
@@ -850,7 +865,7 @@ def _prepare_fit(
         size = FitSize(m, d, k, Y.shape[1], dtype.itemsize, float(ridge), mixed)
         plan = _plan(size, budget, solver)
     if max_iter is None:
-        max_iter = _default_max_iter(m, k * d, solver in ("cg", "auto"))
+        max_iter = _default_max_iter(m, k * d, cg=solver in ("cg", "auto"))
     progress.note(
         f"solver={plan.path!r}{' (auto)' if solver == 'auto' else ''} for m={m}, d={d}, k={k}, "
         f"o={Y.shape[1]}; estimated peak {format_bytes(plan.estimate.bytes)} of "
@@ -969,7 +984,7 @@ def hill_climb(
     Y = y_[:, None] if y_.ndim == 1 else y_
     m, d = X_.shape
     k = U.shape[0]
-    iters = max_iter if max_iter is not None else _default_max_iter(m, k * d, False)
+    iters = max_iter if max_iter is not None else _default_max_iter(m, k * d, cg=False)
     G = gate_matrix_blocked(X_, U, fit.gate)
     # Where ΨᵀΨ + λI is positive definite, a proposal is scored by a block update of its inverse
     # (O(m·kd·d) instead of a fresh O(m·(kd)²) solve; see _blockgram). Elsewhere every proposal
@@ -1038,7 +1053,7 @@ def ridge_path(
         _check_arguments(lam, "auto", dtype)
     _check_shapes(X, y, gate_vectors)
     target = _target_device(X, device)
-    size = _size_of(X, y, gate_vectors, dtype, target, 0.0, False)
+    size = _size_of(X, y, gate_vectors, dtype, target, 0.0, mixed=False)
     if size is not None:
         square = "primal" if size.m >= size.k * size.d else "dual"
         _checked_plan("ridge_path", size, square, memory_budget(target, memory_limit), target)

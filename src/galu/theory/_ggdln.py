@@ -342,27 +342,48 @@ def _solve(
 def _minimise(
     pb: GGDLNProblem, U0: list[torch.Tensor], tol: float, max_iter: int
 ) -> tuple[list[torch.Tensor], int]:
-    """Two stages. First L-BFGS over one scale per layer (``U_l = e^{a_l} U0_l``: a few cheap
-    iterations that find the overall renormalisation). Then the full matrices: damped Newton
-    with the exact Hessian where it is affordable (:func:`_newton`; quadratic convergence in
-    ~10–20 steps), else L-BFGS in log-Cholesky coordinates (``U_l = C_l C_lᵀ``, ``C_l`` lower
-    triangular with ``log diag`` free), which keep ``U_l`` positive definite."""
-    sizes = [u.shape[0] for u in U0]
-    dtype, device = U0[0].dtype, U0[0].device
-    scale = 1.0 / (pb.X.shape[0] + sum(pb.widths))
-    evals = 0
+    """The saddle point, in stages (each counts its iterations toward ``max_iter``):
 
-    def safe(U: list[torch.Tensor]) -> tuple[float, list[torch.Tensor]] | None:
-        nonlocal evals
-        evals += 1
-        try:
-            return action_and_gradient(pb, U)
-        except (FloatingPointError, torch.linalg.LinAlgError):
-            return None
+    1. :func:`_warm_start_scales` — L-BFGS over one scale per layer (``U_l = e^{a_l} U0_l``: a
+       few cheap iterations that find the overall renormalisation);
+    2. :func:`_newton` — damped Newton on the full matrices with the exact Hessian where it is
+       affordable (quadratic convergence in ~10–20 steps);
+    3. :func:`_lbfgs_cholesky` — otherwise, or if Newton stops short, L-BFGS in log-Cholesky
+       coordinates, which keep every ``U_l`` positive definite.
+    """
+    start, n_iter = _warm_start_scales(pb, U0)
+    if _newton_affordable(pb):
+        U, n_newton, ok = _newton(pb, start, tol, max_iter)
+        n_iter += n_newton
+        if ok:
+            return U, n_iter
+        start = U
+    return _lbfgs_cholesky(pb, start, tol, max_iter, n_iter)
 
-    def fun_scalar(a: np.ndarray) -> tuple[float, np.ndarray]:
+
+def _action_scale(pb: GGDLNProblem) -> float:
+    """The minimisers see ``S / (P + Σ N_l)``: an action of order one."""
+    return 1.0 / (pb.X.shape[0] + sum(pb.widths))
+
+
+def _safe_action(
+    pb: GGDLNProblem, U: list[torch.Tensor]
+) -> tuple[float, list[torch.Tensor]] | None:
+    """``action_and_gradient``, or None where ``U`` is outside its domain (a minimiser's trial
+    step that makes a kernel indefinite)."""
+    try:
+        return action_and_gradient(pb, U)
+    except (FloatingPointError, torch.linalg.LinAlgError):
+        return None
+
+
+def _warm_start_scales(pb: GGDLNProblem, U0: list[torch.Tensor]) -> tuple[list[torch.Tensor], int]:
+    """Stage 1 of :func:`_minimise`: the best ``e^{a_l} U0_l`` and the L-BFGS iterations."""
+    scale = _action_scale(pb)
+
+    def fun(a: np.ndarray) -> tuple[float, np.ndarray]:
         U = [math.exp(ai) * u for ai, u in zip(a, U0, strict=True)]
-        out = safe(U)
+        out = _safe_action(pb, U)
         if out is None:
             return float("inf"), np.zeros_like(a)
         S, grads = out
@@ -371,19 +392,20 @@ def _minimise(
         ) * scale
 
     res = minimize(
-        fun_scalar,
-        np.zeros(len(U0)),
-        jac=True,
-        method="L-BFGS-B",
-        options=dict(maxiter=100, gtol=1e-10),
+        fun, np.zeros(len(U0)), jac=True, method="L-BFGS-B", options=dict(maxiter=100, gtol=1e-10)
     )
-    start = [math.exp(ai) * u for ai, u in zip(res.x, U0, strict=True)]
-    total_iter = int(res.nit)
-    if _newton_affordable(pb):
-        U, n_newton, ok = _newton(pb, start, tol, max_iter)
-        if ok:
-            return U, total_iter + n_newton
-        start, total_iter = U, total_iter + n_newton
+    return [math.exp(ai) * u for ai, u in zip(res.x, U0, strict=True)], int(res.nit)
+
+
+def _lbfgs_cholesky(
+    pb: GGDLNProblem, start: list[torch.Tensor], tol: float, max_iter: int, n_iter: int
+) -> tuple[list[torch.Tensor], int]:
+    """Stage 3 of :func:`_minimise`: L-BFGS over ``U_l = C_l C_lᵀ`` (``C_l`` lower triangular,
+    ``log diag`` free) from ``start``, restarted until the residual is below ``tol`` or the
+    iterations (``n_iter`` so far) reach ``max_iter``."""
+    sizes = [u.shape[0] for u in start]
+    dtype, device = start[0].dtype, start[0].device
+    scale = _action_scale(pb)
     tril = [torch.tril_indices(D, D, offset=-1) for D in sizes]
 
     def unpack(theta: np.ndarray) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -408,7 +430,7 @@ def _minimise(
 
     def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
         Cs, U = unpack(theta)
-        out = safe(U)
+        out = _safe_action(pb, U)
         if out is None:
             return float("inf"), np.zeros_like(theta)
         S, grads = out
@@ -427,13 +449,13 @@ def _minimise(
             method="L-BFGS-B",
             options=dict(maxiter=max_iter, maxcor=30, gtol=1e-14, ftol=1e-16),
         )
-        theta, total_iter = res.x, total_iter + int(res.nit)
+        theta, n_iter = res.x, n_iter + int(res.nit)
         _, U = unpack(theta)
         _, grads = action_and_gradient(pb, U)
         worst = max(residuals_of(U, grads, pb.widths))
-        if worst <= tol or total_iter >= max_iter:
+        if worst <= tol or n_iter >= max_iter:
             break
-    return U, total_iter
+    return U, n_iter
 
 
 _NEWTON_MAX_BYTES = 2 * 1024**3

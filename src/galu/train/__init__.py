@@ -1,8 +1,9 @@
 """Gradient training: one network, or many independent networks in one vectorised pass; a
-classifier with validation early stopping."""
+classifier with validation early stopping; the minibatch-epoch loop; posterior sampling."""
 
 from galu.train._classifier import accuracy, fit_classifier
 from galu.train._diagnostics import effective_sample_size, split_rhat
+from galu.train._loop import minibatch_epochs
 from galu.train._posterior import (
     PosteriorSamples,
     default_langevin_lr,
@@ -33,6 +34,7 @@ __all__ = [
     "gibbs_ggdln",
     "langevin",
     "langevin_ggdln",
+    "minibatch_epochs",
     "relu_forward",
     "split_rhat",
     "train",
