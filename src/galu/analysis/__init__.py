@@ -6,6 +6,7 @@ from galu.analysis._channels import channel_fractions, jump_series, network_rows
 from galu.analysis._gates import flipped_fraction, kernel_alignment, label_kernel
 from galu.analysis._ggdln import evaluate_ggdln
 from galu.analysis._intervals import wilson_interval
+from galu.analysis._online import prequential_curve
 
 __all__ = [
     "channel_fractions",
@@ -15,6 +16,7 @@ __all__ = [
     "kernel_alignment",
     "label_kernel",
     "network_rows",
+    "prequential_curve",
     "train_networks",
     "wilson_interval",
 ]

@@ -11,6 +11,7 @@ from galu.data.datasets import (
     write_idx,
 )
 from galu.data.preprocess import PCAWhitener, whiten_dataset
+from galu.data.streams import Stream, bayes_probability, load_stream, permuted_tasks
 from galu.data.synthetic import (
     erf_toy,
     matern_gp_sample,
@@ -30,12 +31,16 @@ __all__ = [
     "Dataset",
     "DatasetName",
     "PCAWhitener",
+    "Stream",
+    "bayes_probability",
     "erf_toy",
     "ggdln_task",
     "load_dataset",
+    "load_stream",
     "load_text",
     "matern_gp_sample",
     "parse_target",
+    "permuted_tasks",
     "random_regression",
     "read_idx",
     "rosenbrock",

@@ -1,6 +1,9 @@
 """Gated Linear Networks (Veness et al.; ``science/gln.md``): online learning with local losses.
 
-Five registered experiments share the helpers here:
+Five registered experiments; the streams (:func:`galu.data.load_stream`, ``permuted_tasks``,
+``bayes_probability``), online training and the Fisher diagonal (:func:`galu.train.train_online`,
+``fisher_diagonal``) and the prequential curve (:func:`galu.analysis.prequential_curve`) are in
+the library (and re-exported here until galu 0.3):
 
 ``gln-online``          one-pass test accuracy and prequential curves on digits / MNIST-1D /
                         MNIST / Fashion-MNIST, sweeping C, width and η, beside online logistic
@@ -34,6 +37,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from galu.analysis import prequential_curve
+from galu.data import Stream, bayes_probability, load_stream, permuted_tasks
 from galu.experiments.base import Experiment, Row, plot_mean_sd, register, save_figure
 from galu.experiments.config import (
     BaseConfig,
@@ -47,7 +52,9 @@ from galu.experiments.config import (
 )
 from galu.gln import BernoulliGLN, LearningRate
 from galu.seeding import derive_seed, generator
-from galu.train import minibatch_epochs
+from galu.train import fisher_diagonal, minibatch_epochs, train_online
+
+curve = prequential_curve  # the old name, until galu 0.3
 
 GLNDataset = Literal["digits", "mnist1d", "mnist", "fashion-mnist"]
 DATASETS: tuple[str, ...] = typing.get_args(GLNDataset)
@@ -56,41 +63,6 @@ BASELINES = ("logreg-online", "mlp-online", "logreg-converged")
 
 
 # ---------------------------------------------------------------------------- shared helpers
-
-
-@dataclass(frozen=True)
-class Stream:
-    """A classification stream: training examples in the order they arrive, and a test set."""
-
-    X: np.ndarray
-    y: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-    n_classes: int
-
-    def standardised(self) -> Stream:
-        mu, sd = self.X.mean(0), self.X.std(0)
-        sd = np.where(sd > 1e-8, sd, 1.0)
-        return Stream(
-            (self.X - mu) / sd, self.y, (self.X_test - mu) / sd, self.y_test, self.n_classes
-        )
-
-
-def load_stream(name: str, seed: int, *, root: str | None = None, limit: int = 0) -> Stream:
-    """A data set's training split in a seeded random order (the first ``limit`` examples when
-    ``limit > 0``) and its test split, standardised with the training statistics."""
-    from galu.data import load_dataset
-
-    if name not in DATASETS:
-        raise ValueError(f"`dataset` (={name!r}) must be one of {', '.join(DATASETS)}.")
-    ds = load_dataset(name, root=root or None, val_fraction=0.0, seed=seed, dtype=torch.float64)
-    X, y = ds.X_train.numpy(), ds.y_train.numpy()
-    order = np.random.default_rng(derive_seed(seed, "gln-stream", name)).permutation(len(y))
-    if limit > 0:
-        order = order[:limit]
-    return Stream(
-        X[order], y[order], ds.X_test.numpy(), ds.y_test.numpy(), ds.n_classes
-    ).standardised()
 
 
 def features(X: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,37 +92,9 @@ def accuracy(net: BernoulliGLN, X: np.ndarray, y: np.ndarray) -> float:
     return float((net.predict(base, side).argmax(1).numpy() == y).mean())
 
 
-def curve(correct: np.ndarray, points: int) -> list[tuple[int, float]]:
-    """Prequential accuracy (cumulative mean of test-then-train correctness) at ``points``
-    evenly spaced steps, the first at ``len / points``."""
-    cum = np.cumsum(correct) / np.arange(1, len(correct) + 1)
-    first = max(1, len(correct) // points)
-    steps = np.unique(np.linspace(first, len(correct), points).round().astype(int))
-    return [(int(s), float(cum[s - 1])) for s in steps]
-
-
 def mlp(d: int, hidden: int, out: int, seed: int) -> nn.Sequential:
     torch.manual_seed(derive_seed(seed, "mlp-init", d, hidden, out))
     return nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, out)).double()
-
-
-def train_online(
-    model: nn.Module, X: np.ndarray, y: np.ndarray, opt: torch.optim.Optimizer, penalty: Any = None
-) -> np.ndarray:
-    """One pass at batch 1 (test-then-train); returns the per-example correctness."""
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    correct = np.empty(len(y), dtype=bool)
-    loss_fn = nn.CrossEntropyLoss()
-    for t in range(len(y)):
-        out = model(Xt[t : t + 1])
-        correct[t] = bool(out.argmax(1).item() == yt[t].item())
-        loss = loss_fn(out, yt[t : t + 1])
-        if penalty is not None:
-            loss = loss + penalty()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return correct
 
 
 def torch_accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray) -> float:
@@ -300,7 +244,7 @@ class GLNOnline(Experiment):
 
     def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
         c = self.config
-        s = load_stream(params["dataset"], seed, root=c.data_dir, limit=c.limit)
+        s = load_stream(params["dataset"], seed, data_dir=c.data_dir, limit=c.limit)
         model = params["model"]
         t0 = time.perf_counter()
         if model == "gln":
@@ -358,7 +302,10 @@ class GLNOnline(Experiment):
             dict(metric="train_seconds", value=secs),
             dict(metric="samples_per_s", value=len(s.y) / secs),
         ]
-        rows += [dict(metric="curve", step=t, value=v) for t, v in curve(correct, c.curve_points)]
+        rows += [
+            dict(metric="curve", step=t, value=v)
+            for t, v in prequential_curve(correct, c.curve_points)
+        ]
         return rows
 
     def summarize(self, table: pd.DataFrame) -> pd.DataFrame:
@@ -450,36 +397,11 @@ class GLNForgettingConfig(BaseConfig):
         _check_sizes(self.layer_sizes)
 
 
-def permuted_tasks(s: Stream, tasks: int, seed: int) -> list[Stream]:
-    """Task 0 is the data set; task ``i > 0`` the same with a fixed random permutation of the
-    input coordinates (applied to training and test inputs alike)."""
-    out = [s]
-    for i in range(1, tasks):
-        perm = np.random.default_rng(derive_seed(seed, "permutation", i)).permutation(s.X.shape[1])
-        out.append(Stream(s.X[:, perm], s.y, s.X_test[:, perm], s.y_test, s.n_classes))
-    return out
-
-
 def _forgetting_labels(acc: pd.DataFrame) -> list[str]:
     dims = acc["context_dim"] if "context_dim" in acc else [np.nan] * len(acc)
     return [
         f"GLN C={int(C)}" if m == "gln" else str(m) for m, C in zip(acc.model, dims, strict=False)
     ]
-
-
-def fisher_diagonal(model: nn.Module, X: np.ndarray, y: np.ndarray) -> list[torch.Tensor]:
-    """The empirical Fisher's diagonal: mean over examples of the squared per-example gradient
-    of the log-likelihood of the true label."""
-    fisher = [torch.zeros_like(p) for p in model.parameters()]
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    loss_fn = nn.CrossEntropyLoss()
-    for t in range(len(y)):
-        model.zero_grad()
-        loss_fn(model(Xt[t : t + 1]), yt[t : t + 1]).backward()
-        for f, p in zip(fisher, model.parameters(), strict=True):
-            assert p.grad is not None
-            f += p.grad.detach() ** 2 / len(y)
-    return fisher
 
 
 @register
@@ -503,7 +425,7 @@ class GLNForgetting(Experiment):
     def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
         c = self.config
         tasks = permuted_tasks(
-            load_stream(c.dataset, seed, root=c.data_dir, limit=c.limit), c.tasks, seed
+            load_stream(c.dataset, seed, data_dir=c.data_dir, limit=c.limit), c.tasks, seed
         )
         d, A = tasks[0].X.shape[1], tasks[0].n_classes
         rows: list[Row] = []
@@ -621,11 +543,6 @@ class GLNForgetting(Experiment):
 
 
 # ---------------------------------------------------------------------------- gln-regret
-
-
-def bayes_probability(x: np.ndarray) -> np.ndarray:
-    """``P(y = 1 | x) = σ(3 sin 3x₁ + 4x₂² − 1.5)`` of the synthetic stream."""
-    return 1 / (1 + np.exp(-(3 * np.sin(3 * x[:, 0]) + 4 * x[:, 1] ** 2 - 1.5)))
 
 
 @dataclass(frozen=True)
@@ -910,7 +827,7 @@ class GLNLocalGlobal(Experiment):
 
     def run_point(self, params: dict[str, Any], seed: int) -> list[Row]:
         c = self.config
-        s = load_stream(c.dataset, seed, root=c.data_dir, limit=c.limit)
+        s = load_stream(c.dataset, seed, data_dir=c.data_dir, limit=c.limit)
         tasks = permuted_tasks(s, 2, seed)
         net = make_gln(s.X.shape[1], s.n_classes, c.layer_sizes, c.context_dim, c.lr, seed)
         if params["method"] == "local-online":

@@ -4,6 +4,7 @@ classifier with validation early stopping; the minibatch-epoch loop; posterior s
 from galu.train._classifier import accuracy, fit_classifier
 from galu.train._diagnostics import effective_sample_size, split_rhat
 from galu.train._loop import minibatch_epochs
+from galu.train._online import fisher_diagonal, train_online
 from galu.train._posterior import (
     PosteriorSamples,
     default_langevin_lr,
@@ -30,6 +31,7 @@ __all__ = [
     "default_langevin_lr",
     "effective_sample_size",
     "embed_zero_padded",
+    "fisher_diagonal",
     "fit_classifier",
     "gibbs_ggdln",
     "langevin",
@@ -39,4 +41,5 @@ __all__ = [
     "split_rhat",
     "train",
     "train_ensemble",
+    "train_online",
 ]
