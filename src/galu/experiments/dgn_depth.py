@@ -52,7 +52,7 @@ class DGNDepthConfig(BaseConfig):
 
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(m=32, d=8, width=16, depths=(1, 2, 4), steps=50, repeats=2),
-    # ~20 s on 2 cores; a budget short enough that depth changes how far training gets.
+    # ~10 s (one thread); a budget short enough that depth changes how far training gets.
     "quick": dict(m=256, d=16, width=32, depths=(1, 2, 4, 8, 16, 32, 48), steps=100, repeats=3),
     "paper": dict(
         m=256,

@@ -247,7 +247,7 @@ CURVES_PRESETS: dict[str, dict[str, Any]] = {
         relu_steps=60,
         repeats=1,
     ),
-    # ~2.5 min on 2 cores
+    # ~2 min (one thread)
     "quick": dict(
         widths=(8, 16, 32, 64),
         depths=(1, 2, 3),
@@ -509,7 +509,7 @@ MULTI_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(
         N0=6, P=10, P_test=20, width=8, task_counts=(1, 2), chains=4, sweeps=30, repeats=1
     ),
-    "quick": dict(sweeps=300, repeats=2),  # ~80 s on 2 cores
+    "quick": dict(sweeps=300, repeats=2),  # ~90 s (one thread)
     "paper": dict(
         P=50,
         P_test=500,

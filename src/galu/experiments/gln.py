@@ -188,7 +188,7 @@ class GLNOnline(Experiment):
             curve_points=5,
             baselines=("logreg-online", "logreg-converged"),
         ),
-        # ~1 min on 2 cores: the target configuration on digits, 3 seeds.
+        # ~10 s (one thread): the target configuration on digits, 3 seeds.
         "quick": dict(
             datasets=("digits",),
             context_dims=(0, 1, 2, 4),
