@@ -42,7 +42,7 @@ def _check_dgn(model: object, what: str) -> None:
         raise TypeError(
             f"{what} supports galu.nn.DGN (any variant, arch='fc'); got {type(model).__name__}. "
             "Build the network as a DGN (variant='relu' is the ReLU network, 'galu' fixed random "
-            "gates), or, for a ShallowGaLU, use galu.ops.galu_kernel(X, model.gates(X))."
+            "gates), or, for a ShallowGaLU, use galu.kernels.galu_kernel(X, model.gates(X))."
         )
 
 

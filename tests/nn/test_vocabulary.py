@@ -82,3 +82,19 @@ def test_dgn_relu_is_relunet(bias):
         z = a * (a > 0)
     out = z @ dgn.readout.weight.T + (dgn.readout.bias if bias else 0)
     torch.testing.assert_close(dgn(x), out, rtol=0, atol=1e-14)
+
+
+def test_deep_linear_and_load_stream_take_their_old_keywords(tmp_path):
+    with pytest.warns(DeprecationWarning, match="`width` is now `hidden_features`"):
+        old = GGDLN.deep_linear(4, width=(3, 2), depth=2, generator=_g())
+    _same_state(GGDLN.deep_linear(4, (3, 2), 2, generator=_g()), old)
+    from galu.data import load_stream
+
+    with pytest.warns(DeprecationWarning, match="`root` is now `data_dir`"):
+        s = load_stream("digits", 0, root=str(tmp_path), limit=20)
+    assert s.X.shape[0] == 20
+
+
+def test_a_missing_width_is_a_type_error_naming_it():
+    with pytest.raises(TypeError, match="missing required argument `in_features`"):
+        FeedForward(hidden_features=16)

@@ -81,3 +81,38 @@ def test_experiments_load_from_the_entry_point_group(monkeypatch):
     monkeypatch.setattr(base, "entry_points", lambda *, group: [broken])
     with pytest.raises(ConfigError, match=r"entry point 'bad' = 'no_such_module_xyz' cannot be"):
         base.experiments()
+
+
+def test_a_run_directory_with_the_old_empty_root_resumes(tmp_path):
+    """galu 0.1 wrote ``"root": ""`` (its default); that is ``data_dir=None`` now, the same run."""
+    out = tmp_path / "run"
+    first = run_experiment("real-data", preset="smoke", out=out, progress=False)
+    record = json.loads((out / "config.json").read_text())
+    assert record["config"].pop("data_dir") is None
+    record["config"]["root"] = ""
+    (out / "config.json").write_text(json.dumps(record))
+    again = run_experiment("real-data", preset="smoke", out=out, progress=False)
+    assert again.ran == 0 and len(again.table) == len(first.table)
+
+
+def test_a_saved_config_whose_data_directory_is_gone_still_loads(tmp_path):
+    """Re-plotting or reporting a finished run does not need its data any more."""
+    cls = get_experiment("real-data")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    saved = cls.from_preset("smoke", {"data_dir": str(gone)}).config.to_dict()
+    gone.rmdir()
+    assert cls.from_saved(saved).config.data_dir == str(gone)
+    with pytest.raises(ConfigError, match=r"`data_dir` \(=.*gone'\) is not an existing directory"):
+        cls.from_preset("smoke", {"data_dir": str(gone)})
+
+
+def test_old_names_in_a_grid_and_old_values_are_upgraded(tmp_path):
+    from galu.runner.plan import make_plan
+
+    with pytest.warns(DeprecationWarning, match="'root' is now 'data_dir'"):
+        plan = make_plan("real-data", "smoke", grid=[f"root={tmp_path}"])
+    assert {p.config["data_dir"] for p in plan.points} == {str(tmp_path)}
+    with pytest.warns(DeprecationWarning, match="gates='ones' is now gates='one'"):
+        config = get_experiment("ggdln-curves").from_preset("smoke", {"gates": "ones"}).config
+    assert config.gates == "one"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from galu._validate import renamed
 from galu.data.datasets import load_dataset
 from galu.seeding import derive_seed
 
@@ -30,10 +31,14 @@ class Stream:
         )
 
 
-def load_stream(name: str, seed: int, *, data_dir: str | None = None, limit: int = 0) -> Stream:
+def load_stream(
+    name: str, seed: int, *, data_dir: str | None = None, limit: int = 0, root: str | None = None
+) -> Stream:
     """A data set's training split in a seeded random order (the first ``limit`` examples when
     ``limit > 0``) and its test split, standardised with the training statistics. ``name`` is
-    one of :data:`galu.data.DATASETS`; ``data_dir`` holds its files where it needs them."""
+    one of :data:`galu.data.DATASETS`; ``data_dir`` holds its files where it needs them
+    (``root`` is its old name, read with a DeprecationWarning until galu 0.3)."""
+    data_dir = renamed("load_stream", "data_dir", data_dir, "root", root)
     ds = load_dataset(name, root=data_dir or None, val_fraction=0.0, seed=seed, dtype=torch.float64)
     X, y = ds.X_train.numpy(), ds.y_train.numpy()
     order = np.random.default_rng(derive_seed(seed, "gln-stream", name)).permutation(len(y))

@@ -44,7 +44,8 @@ class Experiment(ABC):
     @classmethod
     def from_saved(cls, config: dict[str, Any]) -> Experiment:
         """The experiment for a config as stored in ``config.json`` (or a sweep task)."""
-        return cls(resolve(cls.Config, {"saved": {}}, "saved", upgrade_keys(config, warn=False)))
+        saved = upgrade_keys(config, warn=False)
+        return cls(resolve(cls.Config, {"saved": {}}, "saved", saved, check_paths=False))
 
     @abstractmethod
     def points(self) -> list[dict[str, Any]]:

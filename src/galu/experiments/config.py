@@ -53,8 +53,10 @@ class Bound:
             text = f"in {lo}, {hi}"
         elif lo:
             text = (">= " if lo[0] == "[" else "> ") + lo[1:]
-        else:
-            text = ("<= " if hi and hi[-1] == "]" else "< ") + (hi or "")[:-1]
+        elif hi:
+            text = ("<= " if hi[-1] == "]" else "< ") + hi[:-1]
+        else:  # no bound, only finiteness
+            return "finite values" if plural else "a finite number"
         noun = "integers" if tp is int else "numbers"
         if plural:
             return f"{'finite ' if self.finite else ''}{noun if lo and not hi else 'values'} {text}"
@@ -100,10 +102,10 @@ def _check_value(name: str, tp: Any, value: Any) -> None:
     origin = typing.get_origin(base)
     if value is None:
         return
-    if origin in (typing.Union, types.UnionType):
+    if origin in (typing.Union, types.UnionType):  # Optional[T]: None returned above
         for arg in typing.get_args(base):
             if arg is not type(None):
-                _check_value(name, arg, value)
+                _check_value(name, Annotated[arg, *meta] if meta else arg, value)
         return
     if origin in (tuple, list):
         item_base, item_meta = _annotated(typing.get_args(base)[0])
@@ -144,13 +146,6 @@ class BaseConfig:
 
     def __post_init__(self) -> None:
         check_declared(self)
-        # Local inputs are checked here, before a run directory is written: a typo would
-        # otherwise fail every point and the corrected command would be a "different run".
-        for name, is_kind, kind in (("data_dir", Path.is_dir, "directory"),
-                                    ("text_file", Path.is_file, "file")):  # fmt: skip
-            value = getattr(self, name, None)
-            if value is not None and not is_kind(Path(value).expanduser()):
-                raise ValueError(f"`{name}` (={value!r}) is not an existing {kind}.")
 
     def seeds(self) -> list[int]:
         return [self.seed + r for r in range(self.repeats)]
@@ -164,26 +159,68 @@ class ConfigError(ValueError):
     """A config key or value a user gave is not valid."""
 
 
-# Config keys renamed in galu 0.2 (old → new). The old names are read (with a warning) until 0.3,
-# in presets, ``--set`` / ``--grid`` and the config.json of earlier runs, so those still resume.
+# Config keys and values renamed in galu 0.2 (old → new). The old names are read (with a warning)
+# until 0.3, in presets, ``--set`` / ``--grid`` and the config.json of earlier runs, so those still
+# resume. ``root`` defaulted to "" (no directory), which is ``data_dir=None`` now.
 RENAMED_KEYS: dict[str, str] = {"root": "data_dir"}
+RENAMED_VALUES: dict[str, dict[Any, Any]] = {"gates": {"ones": "one"}}
 
 
 def upgrade_keys(mapping: Mapping[str, Any], *, warn: bool = True) -> dict[str, Any]:
-    """``mapping`` with renamed keys (:data:`RENAMED_KEYS`) under their new names."""
+    """``mapping`` with renamed keys (:data:`RENAMED_KEYS`) under their new names and renamed
+    values (:data:`RENAMED_VALUES`) replaced."""
     out: dict[str, Any] = {}
     for key, value in mapping.items():
         new = RENAMED_KEYS.get(key)
         if new is not None:
-            if warn:
-                warnings.warn(
-                    f"config key {key!r} is now {new!r}; the old name goes in galu 0.3.",
-                    DeprecationWarning,
-                    stacklevel=3,
-                )
+            _warn_renamed(warn, f"config key {key!r} is now {new!r}")
+            if key == "root" and value == "":
+                value = None
             key = new
+        renamed_values = RENAMED_VALUES.get(key, {})
+        if isinstance(value, str) and value in renamed_values:
+            _warn_renamed(warn, f"{key}={value!r} is now {key}={renamed_values[value]!r}")
+            value = renamed_values[value]
         out[key] = value
     return out
+
+
+def upgrade_grid(grid: Mapping[str, Any]) -> dict[str, Any]:
+    """``--grid`` axes with renamed keys and values: an axis is a ``"v1,v2"`` string or a list,
+    and keeps its form."""
+
+    out: dict[str, Any] = {}
+    for key, values in grid.items():
+        new_key = next(iter(upgrade_keys({key: None})))
+
+        def one(v: Any, key: str = new_key) -> Any:
+            return next(iter(upgrade_keys({key: v}).values()))
+
+        if isinstance(values, str):
+            parts = [one(p.strip()) for p in values.split(",")]
+            out[new_key] = ",".join("none" if p is None else str(p) for p in parts)
+        elif isinstance(values, list | tuple):
+            out[new_key] = [one(v) for v in values]
+        else:
+            out[new_key] = one(values)
+    return out
+
+
+def _warn_renamed(warn: bool, what: str) -> None:  # noqa: FBT001
+    if warn:
+        warnings.warn(f"{what}; the old name goes in galu 0.3.", DeprecationWarning, stacklevel=4)
+
+
+def check_local_inputs(config: Any) -> None:
+    """Refuse a ``data_dir`` / ``text_file`` that does not exist. :func:`resolve` runs this for
+    every run it starts, before a run directory is written (a typo would otherwise fail every
+    point, and the corrected command would be a "different run"); a saved config is not
+    checked, so a finished run can be re-plotted after its data moved."""
+    for name, is_kind, kind in (("data_dir", Path.is_dir, "directory"),
+                                ("text_file", Path.is_file, "file")):  # fmt: skip
+        value = getattr(config, name, None)
+        if value is not None and not is_kind(Path(value).expanduser()):
+            raise ConfigError(f"`{name}` (={value!r}) is not an existing {kind}.")
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -270,11 +307,13 @@ def resolve(
     overrides: Mapping[str, Any] | None = None,
     *,
     source: str = "--set",
+    check_paths: bool = True,
 ) -> Any:
     """Config from the class defaults, then ``presets[preset]``, then ``overrides``.
 
     Unknown keys and unknown presets raise :class:`ConfigError` naming the valid choices;
     ``source`` names where ``overrides`` came from in that message (``--set``, ``--grid``).
+    ``check_paths`` also refuses local inputs that do not exist (:func:`check_local_inputs`).
     """
     if preset not in presets:
         raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(presets)}.")
@@ -294,9 +333,12 @@ def resolve(
                 )
             values[key] = coerce(key, types_[key], value)
     try:
-        return config_cls(**values)
+        config = config_cls(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc
+    if check_paths:
+        check_local_inputs(config)
+    return config
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, str]:
@@ -319,7 +361,11 @@ def constraint_text(tp: Any) -> str:
     empty when it declares none."""
     base, meta = _annotated(tp)
     if typing.get_origin(base) in (typing.Union, types.UnionType):
-        parts = [constraint_text(a) for a in typing.get_args(base) if a is not type(None)]
+        parts = [
+            constraint_text(Annotated[a, *meta] if meta else a)
+            for a in typing.get_args(base)
+            if a is not type(None)
+        ]
         return "; ".join(p for p in parts if p)
     if typing.get_origin(base) in (tuple, list):
         item_base, item_meta = _annotated(typing.get_args(base)[0])

@@ -37,6 +37,7 @@ import torch
 
 from galu.analysis import evaluate_ggdln as evaluate
 from galu.analysis._ggdln import METRICS, diagnostic_rows, source_rows
+from galu.data.tasks import TASKS as TASKS  # re-exported until galu 0.3
 from galu.data.tasks import TaskName, ggdln_task
 from galu.experiments.base import Experiment, Row, register, save_figure
 from galu.experiments.config import (

@@ -297,10 +297,18 @@ class GGDLN(nn.Module):
 
     @classmethod
     def deep_linear(
-        cls, in_features: int, hidden_features: int | Sequence[int], depth: int, **kw: Any
+        cls,
+        in_features: int,
+        hidden_features: int | Sequence[int] | None = None,
+        depth: int | None = None,
+        *,
+        width: int | Sequence[int] | None = None,
+        **kw: Any,
     ) -> GGDLN:
-        """The deep linear network: one all-ones gate per layer, ungated readout."""
-        return cls(in_features, hidden_features, depth, 1, gates="one", readout="ungated", **kw)
+        """The deep linear network: one all-ones gate per layer, ungated readout (``width`` is
+        the old name of ``hidden_features``, read with a DeprecationWarning until galu 0.3)."""
+        hidden = renamed("GGDLN.deep_linear", "hidden_features", hidden_features, "width", width)
+        return cls(in_features, hidden, depth, 1, gates="one", readout="ungated", **kw)
 
     @property
     def gate_counts(self) -> tuple[int, ...]:

@@ -100,6 +100,9 @@ class FeedForward(nn.Module):
         )
         scale = renamed("FeedForward", "scale", scale, "beta", beta)
         scale = 1.0 if scale is None else scale
+        for name, value in (("in_features", in_features), ("hidden_features", hidden_features)):
+            if value is None:  # None defaults only so that the old keywords still work
+                raise TypeError(f"FeedForward() missing required argument `{name}`.")
         positive_int("in_features", in_features)
         positive_int("hidden_features", hidden_features)
         if variant not in FFN_VARIANTS:

@@ -43,7 +43,7 @@ def fan_in_bound(fan_in: int) -> float:
 
 def check_last_dim(module: str, x: torch.Tensor, expected: int) -> None:
     """Refuse an input whose last dimension is not the module's input width (``module`` names
-    the module and its width argument, e.g. ``"FeedForward(d_model=16)"``)."""
+    the module and its width argument, e.g. ``"FeedForward(in_features=16)"``)."""
     if x.ndim < 1 or x.shape[-1] != expected:
         got = x.shape[-1] if x.ndim else "none (a 0-d tensor)"
         raise ValueError(

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from galu.experiments.base import Experiment, get_experiment
-from galu.experiments.config import ConfigError, _field_types, coerce, parse_overrides, resolve
+from galu.experiments.config import (
+    ConfigError,
+    _field_types,
+    coerce,
+    parse_overrides,
+    resolve,
+    upgrade_grid,
+)
 from galu.runner.backends import Task
 from galu.runner.rundir import point_id
 
@@ -128,7 +135,7 @@ def make_plan(
     )
     if seed is not None:
         over["seed"] = seed
-    grid_d = parse_grid(grid) if isinstance(grid, list) else dict(grid or {})
+    grid_d = upgrade_grid(parse_grid(grid) if isinstance(grid, list) else dict(grid or {}))
     meta, points = expand(cls, preset, over, grid_d)
     return Plan(
         name,

@@ -76,7 +76,7 @@ class PosteriorSamples:
         p = self.trace.shape[-1]
         return self.trace.reshape(-1, p).std(0) / ess[:p].sqrt()
 
-    def diagnostics(self, *, warn: bool = True) -> dict[str, float]:
+    def diagnostics(self, warn: bool = True) -> dict[str, float]:  # noqa: FBT001, FBT002 (public since 0.1)
         """Convergence of the traced test points (:mod:`galu.train._diagnostics`).
 
         ``rhat_max``: the largest split-R̂ of ``f(x_p)`` and ``f(x_p)²`` over the traced points;
