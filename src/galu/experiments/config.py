@@ -173,13 +173,13 @@ def upgrade_keys(mapping: Mapping[str, Any], *, warn: bool = True) -> dict[str, 
     for key, value in mapping.items():
         new = RENAMED_KEYS.get(key)
         if new is not None:
-            _warn_renamed(warn, f"config key {key!r} is now {new!r}")
+            _warn_renamed(f"config key {key!r} is now {new!r}", warn=warn)
             if key == "root" and value == "":
                 value = None
             key = new
         renamed_values = RENAMED_VALUES.get(key, {})
         if isinstance(value, str) and value in renamed_values:
-            _warn_renamed(warn, f"{key}={value!r} is now {key}={renamed_values[value]!r}")
+            _warn_renamed(f"{key}={value!r} is now {key}={renamed_values[value]!r}", warn=warn)
             value = renamed_values[value]
         out[key] = value
     return out
@@ -206,7 +206,7 @@ def upgrade_grid(grid: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _warn_renamed(warn: bool, what: str) -> None:  # noqa: FBT001
+def _warn_renamed(what: str, *, warn: bool) -> None:
     if warn:
         warnings.warn(f"{what}; the old name goes in galu 0.3.", DeprecationWarning, stacklevel=4)
 
