@@ -60,12 +60,22 @@ def one_of(name: str, value: T, valid: Sequence[Any]) -> T:
     return value
 
 
-def renamed(owner: str, new: str, new_value: Any, old: str, old_value: Any) -> Any:
+def required(owner: str, name: str, value: T | None) -> T:
+    """``value``, or the TypeError Python gives for a missing argument (for arguments whose
+    ``None`` default exists only so that an old keyword can stand in for them)."""
+    if value is None:
+        raise TypeError(f"{owner}() missing required argument `{name}`.")
+    return value
+
+
+def renamed(
+    owner: str, new: str, new_value: Any, old: str, old_value: Any, *, needed: bool = False
+) -> Any:
     """The value of argument ``new``, taking it from its old name ``old`` (with a
-    DeprecationWarning, until galu 0.3) when only that was given; both given is an error.
-    ``None`` means "not given" for both."""
+    DeprecationWarning, until galu 0.3) when only that was given; both given is an error, and
+    neither is one when ``needed``. ``None`` means "not given" for both."""
     if old_value is None:
-        return new_value
+        return required(owner, new, new_value) if needed else new_value
     if new_value is not None:
         raise TypeError(f"{owner}: pass `{new}` only (`{old}` is its old name).")
     warnings.warn(

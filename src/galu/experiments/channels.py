@@ -57,8 +57,8 @@ from galu.channels._flow import FlowResult
 from galu.data import erf_toy, parse_target, rosenbrock, rosenbrock_grid, standardize, target_task
 from galu.experiments.base import Experiment, Row, SeedBatched, register, save_figure
 from galu.experiments.config import (
+    AtLeast2,
     BaseConfig,
-    Bound,
     Count,
     Counts,
     NonEmpty,
@@ -71,7 +71,6 @@ from galu.seeding import generator
 Optimizer = Literal["flow", "gd", "adam"]
 OPTIMIZERS: tuple[str, ...] = ("flow", "gd", "adam")
 ACTIVATION_NAMES: tuple[str, ...] = ("softplus", "erf")
-AtLeast2 = Annotated[int, Bound(ge=2)]
 
 
 @dataclass(frozen=True)

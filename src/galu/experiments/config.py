@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import math
 import types
@@ -18,6 +19,8 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
+
+from galu.nn._ggdln import OLD_GATE_FAMILIES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +82,7 @@ _T = typing.TypeVar("_T")
 Some = Annotated[tuple[_T, ...], NonEmpty]  # ``Some[Model]``: a non-empty list of choices
 Counts = Some[Count]
 Positives = Some[Positive]
+AtLeast2 = Annotated[int, Bound(ge=2)]
 
 
 def _annotated(tp: Any) -> tuple[Any, tuple[Any, ...]]:
@@ -89,12 +93,20 @@ def _annotated(tp: Any) -> tuple[Any, tuple[Any, ...]]:
     return tp, ()
 
 
+@functools.cache
+def _declared_types(cls: type) -> tuple[tuple[str, Any], ...]:
+    """Each field of config class ``cls`` with its full type, constraints included (resolved
+    once per class: every config built, saved runs and sweep tasks included, checks them)."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+
+
 def check_declared(config: Any) -> None:
     """Raise ValueError naming the first field of ``config`` that breaks a declared constraint
     (a :class:`Bound`, :class:`NonEmpty`, or a ``Literal`` choice)."""
-    hints = typing.get_type_hints(type(config), include_extras=True)
-    for f in dataclasses.fields(config):
-        _check_value(f.name, hints[f.name], getattr(config, f.name))
+    cls: type = type(config)
+    for name, tp in _declared_types(cls):
+        _check_value(name, tp, getattr(config, name))
 
 
 def _check_value(name: str, tp: Any, value: Any) -> None:
@@ -163,7 +175,23 @@ class ConfigError(ValueError):
 # until 0.3, in presets, ``--set`` / ``--grid`` and the config.json of earlier runs, so those still
 # resume. ``root`` defaulted to "" (no directory), which is ``data_dir=None`` now.
 RENAMED_KEYS: dict[str, str] = {"root": "data_dir"}
-RENAMED_VALUES: dict[str, dict[Any, Any]] = {"gates": {"ones": "one"}}
+RENAMED_VALUES: dict[str, dict[Any, Any]] = {"gates": OLD_GATE_FAMILIES}
+
+
+def _renamed_key(key: str, *, warn: bool) -> str:
+    new = RENAMED_KEYS.get(key)
+    if new is None:
+        return key
+    _warn_renamed(f"config key {key!r} is now {new!r}", warn=warn)
+    return new
+
+
+def _renamed_value(key: str, value: Any, *, warn: bool) -> Any:
+    table = RENAMED_VALUES.get(key, {})
+    if not (isinstance(value, str) and value in table):
+        return value
+    _warn_renamed(f"{key}={value!r} is now {key}={table[value]!r}", warn=warn)
+    return table[value]
 
 
 def upgrade_keys(mapping: Mapping[str, Any], *, warn: bool = True) -> dict[str, Any]:
@@ -171,44 +199,32 @@ def upgrade_keys(mapping: Mapping[str, Any], *, warn: bool = True) -> dict[str, 
     values (:data:`RENAMED_VALUES`) replaced."""
     out: dict[str, Any] = {}
     for key, value in mapping.items():
-        new = RENAMED_KEYS.get(key)
-        if new is not None:
-            _warn_renamed(f"config key {key!r} is now {new!r}", warn=warn)
-            if key == "root" and value == "":
-                value = None
-            key = new
-        renamed_values = RENAMED_VALUES.get(key, {})
-        if isinstance(value, str) and value in renamed_values:
-            _warn_renamed(f"{key}={value!r} is now {key}={renamed_values[value]!r}", warn=warn)
-            value = renamed_values[value]
-        out[key] = value
+        new = _renamed_key(key, warn=warn)
+        if key == "root" and value == "":  # the old default: no directory
+            value = None
+        out[new] = _renamed_value(new, value, warn=warn)
     return out
 
 
 def upgrade_grid(grid: Mapping[str, Any]) -> dict[str, Any]:
     """``--grid`` axes with renamed keys and values: an axis is a ``"v1,v2"`` string or a list,
     and keeps its form."""
-
     out: dict[str, Any] = {}
     for key, values in grid.items():
-        new_key = next(iter(upgrade_keys({key: None})))
-
-        def one(v: Any, key: str = new_key) -> Any:
-            return next(iter(upgrade_keys({key: v}).values()))
-
+        new = _renamed_key(key, warn=True)
         if isinstance(values, str):
-            parts = [one(p.strip()) for p in values.split(",")]
-            out[new_key] = ",".join("none" if p is None else str(p) for p in parts)
+            parts = (_renamed_value(new, v.strip(), warn=True) for v in values.split(","))
+            out[new] = ",".join(parts)
         elif isinstance(values, list | tuple):
-            out[new_key] = [one(v) for v in values]
+            out[new] = [_renamed_value(new, v, warn=True) for v in values]
         else:
-            out[new_key] = one(values)
+            out[new] = _renamed_value(new, values, warn=True)
     return out
 
 
 def _warn_renamed(what: str, *, warn: bool) -> None:
     if warn:
-        warnings.warn(f"{what}; the old name goes in galu 0.3.", DeprecationWarning, stacklevel=4)
+        warnings.warn(f"{what}; the old name goes in galu 0.3.", DeprecationWarning, stacklevel=5)
 
 
 def check_local_inputs(config: Any) -> None:
@@ -419,9 +435,7 @@ def config_table(cls: Any, preset: str) -> Any:
     defaults = cls.Config()
     comments = _field_comments(cls.Config)
     rows = []
-    hints = typing.get_type_hints(cls.Config, include_extras=True)
-    for name in _field_types(cls.Config):
-        tp = hints[name]
+    for name, tp in _declared_types(cls.Config):
         value, default = getattr(config, name), getattr(defaults, name)
 
         def show(v: Any) -> str:

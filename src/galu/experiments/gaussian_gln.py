@@ -28,7 +28,6 @@ from galu.experiments.config import BaseConfig, Count, Counts, NonNegativeInt, P
 from galu.experiments.gln import _check_sizes, _mean_table, _plt
 from galu.gln import GaussianGLN, HalfSpaces
 from galu.seeding import derive_seed, generator
-from galu.train import minibatch_epochs
 
 UNGUARDED = 1e30
 
@@ -148,14 +147,10 @@ class GGLNRegression(Experiment):
             ).double()
             opt = torch.optim.Adam(net.parameters(), lr=c.mlp_lr, weight_decay=1e-3)
             Xa, ya = torch.from_numpy(X), torch.from_numpy(y)
-            minibatch_epochs(  # full batch: one step per epoch
-                opt,
-                lambda _: ((net(Xa)[:, 0] - ya) ** 2).mean(),
-                len(ya),
-                epochs=c.mlp_steps,
-                batch_size=len(ya),
-                shuffle=False,
-            )
+            for _ in range(c.mlp_steps):  # full batch
+                opt.zero_grad()
+                ((net(Xa)[:, 0] - ya) ** 2).mean().backward()
+                opt.step()
             with torch.no_grad():
                 pred = net(torch.from_numpy(Xt))[:, 0].numpy()
             return [dict(metric="test_mse", value=float(((pred - yt) ** 2).mean()))]

@@ -30,7 +30,7 @@ import time
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -41,8 +41,8 @@ from galu.analysis import prequential_curve
 from galu.data import Stream, bayes_probability, load_stream, permuted_tasks
 from galu.experiments.base import Experiment, Row, plot_mean_sd, register, save_figure
 from galu.experiments.config import (
+    AtLeast2,
     BaseConfig,
-    Bound,
     Count,
     Counts,
     NonNegativeInt,
@@ -58,7 +58,6 @@ curve = prequential_curve  # the old name, until galu 0.3
 
 GLNDataset = Literal["digits", "mnist1d", "mnist", "fashion-mnist"]
 DATASETS: tuple[str, ...] = typing.get_args(GLNDataset)
-AtLeast2 = Annotated[int, Bound(ge=2)]
 BASELINES = ("logreg-online", "mlp-online", "logreg-converged")
 
 
@@ -103,7 +102,7 @@ def torch_accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray) -> float:
 
 
 def _check_sizes(sizes: tuple[int, ...]) -> None:
-    if not sizes or sizes[-1] != 1 or any(k < 1 for k in sizes):
+    if sizes[-1] != 1:  # non-empty and every size >= 1: declared by the field's type
         raise ValueError(f"`layer_sizes` (={sizes!r}) must list sizes >= 1 ending with 1.")
 
 

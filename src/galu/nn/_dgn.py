@@ -126,10 +126,10 @@ class DGN(nn.Module):
         beta: float | None = None,
     ) -> None:
         super().__init__()
-        hidden_features = renamed("DGN", "hidden_features", hidden_features, "widths", widths)
+        hidden_features = renamed(
+            "DGN", "hidden_features", hidden_features, "widths", widths, needed=True
+        )
         scale = renamed("DGN", "scale", scale, "beta", beta)
-        if hidden_features is None:
-            raise TypeError("DGN() needs `hidden_features` (one width per gated layer).")
         if variant not in VARIANTS:
             raise ValueError(f"`variant` (={variant!r}) must be one of {VARIANTS}.")
         if arch not in ARCHS:

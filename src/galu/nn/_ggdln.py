@@ -33,23 +33,23 @@ import torch
 from torch import nn
 
 from galu import gates
-from galu._validate import positive_int, renamed
+from galu._validate import positive_int, renamed, required
 
 GateFamily = Literal["halfspace", "sigmoid", "pca", "kmeans", "one"]
 GATE_FAMILIES: tuple[str, ...] = ("halfspace", "sigmoid", "pca", "kmeans", "one")
 # Spellings of galu 0.1, read with a DeprecationWarning until 0.3 ("one", as in galu.gates.Gate).
-_OLD_FAMILIES = {"ones": "one"}
+OLD_GATE_FAMILIES = {"ones": "one"}
 
 
 def _gate_family(kind: Any) -> Any:
-    if isinstance(kind, str) and kind in _OLD_FAMILIES:
+    if isinstance(kind, str) and kind in OLD_GATE_FAMILIES:
         warnings.warn(
-            f"gate family {kind!r} is now {_OLD_FAMILIES[kind]!r} (as in galu.gates.Gate); the "
-            "old name goes in galu 0.3.",
+            f"gate family {kind!r} is now {OLD_GATE_FAMILIES[kind]!r} (as in galu.gates.Gate); "
+            "the old name goes in galu 0.3.",
             DeprecationWarning,
             stacklevel=3,
         )
-        return _OLD_FAMILIES[kind]
+        return OLD_GATE_FAMILIES[kind]
     return kind
 
 
@@ -224,11 +224,9 @@ class GGDLN(nn.Module):
         width: int | Sequence[int] | None = None,
     ) -> None:
         super().__init__()
-        hidden = renamed("GGDLN", "hidden_features", hidden_features, "width", width)
-        for name, value in (("hidden_features", hidden), ("depth", depth), ("n_gates", n_gates)):
-            if value is None:  # None defaults only so that the old keyword `width` still works
-                raise TypeError(f"GGDLN() missing required argument `{name}`.")
-        assert depth is not None and n_gates is not None and hidden is not None
+        # None defaults only so that the old keyword `width` still works.
+        hidden = renamed("GGDLN", "hidden_features", hidden_features, "width", width, needed=True)
+        depth, n_gates = required("GGDLN", "depth", depth), required("GGDLN", "n_gates", n_gates)
         positive_int("in_features", in_features)
         positive_int("depth", depth)
         positive_int("n_gates", n_gates)
@@ -253,7 +251,6 @@ class GGDLN(nn.Module):
                 "(one per layer and the readout)."
             )
         self.in_features, self.widths, self.depth = in_features, widths, depth
-        self.hidden_features = widths
         self.readout, self.normalization = readout, normalization
         self.prior_var = tuple(float(s) for s in pv)
         gk: dict[str, Any] = dict(
@@ -309,6 +306,11 @@ class GGDLN(nn.Module):
         the old name of ``hidden_features``, read with a DeprecationWarning until galu 0.3)."""
         hidden = renamed("GGDLN.deep_linear", "hidden_features", hidden_features, "width", width)
         return cls(in_features, hidden, depth, 1, gates="one", readout="ungated", **kw)
+
+    @property
+    def hidden_features(self) -> tuple[int, ...]:
+        """``N_l`` of every gated layer (the same tuple as ``widths``, the paper's name)."""
+        return self.widths
 
     @property
     def gate_counts(self) -> tuple[int, ...]:

@@ -94,15 +94,15 @@ class FeedForward(nn.Module):
         beta: float | None = None,
     ) -> None:
         super().__init__()
-        in_features = renamed("FeedForward", "in_features", in_features, "d_model", d_model)
+        # None defaults only so that the old keywords still work.
+        in_features = renamed(
+            "FeedForward", "in_features", in_features, "d_model", d_model, needed=True
+        )
         hidden_features = renamed(
-            "FeedForward", "hidden_features", hidden_features, "d_hidden", d_hidden
+            "FeedForward", "hidden_features", hidden_features, "d_hidden", d_hidden, needed=True
         )
         scale = renamed("FeedForward", "scale", scale, "beta", beta)
         scale = 1.0 if scale is None else scale
-        for name, value in (("in_features", in_features), ("hidden_features", hidden_features)):
-            if value is None:  # None defaults only so that the old keywords still work
-                raise TypeError(f"FeedForward() missing required argument `{name}`.")
         positive_int("in_features", in_features)
         positive_int("hidden_features", hidden_features)
         if variant not in FFN_VARIANTS:
@@ -113,7 +113,6 @@ class FeedForward(nn.Module):
 
         if impl not in IMPLS:
             raise ValueError(f"`impl` (={impl!r}) must be one of {IMPLS}.")
-        assert in_features is not None and hidden_features is not None  # checked above
         self.in_features = self.out_features = in_features
         self.hidden_features, self.variant, self.scale = hidden_features, variant, scale
         self.impl = impl
